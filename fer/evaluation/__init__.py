@@ -1,0 +1,1 @@
+"""Scoring trained models: metrics from a confusion matrix, reports and plots."""

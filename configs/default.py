@@ -1,0 +1,74 @@
+"""Defaults for every run: the seed's recipe (Adam, lr 1e-3, categorical cross entropy).
+
+Runs as is on the embedded demo set, which needs no download:
+
+    python launch.py --config configs/default.py --workdir runs/demo
+
+Point it at real data with `--config.dataset` and `--config.data_dir`, e.g. FER+
+in Microsoft's layout (FER2013Train/, FER2013Valid/, FER2013Test/ with label.csv):
+
+    python launch.py --config configs/xcao2.py --workdir runs/xcao2 \
+        --config.dataset=ferplus --config.data_dir=/path/to/ferplus
+
+Every design's config (configs/<design>.py) imports this one and changes a few fields.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+
+    # Data (read by fer.data.input_pipeline). 'demo' is a small synthetic set embedded
+    # in fer itself so that a fresh checkout runs end to end; it says nothing about
+    # real accuracy. Real sets: 'ferplus', 'fer2013', 'affectnet', 'image_folder'.
+    config.dataset = "demo"
+    config.data_dir = ""     # Where the publisher's files are (manual download).
+    config.tfds_dir = ""     # Where built TFDS datasets go ('' = TFDS's default).
+    config.image_size = 48
+    config.channels = 1
+    config.preprocessing = "none"  # none | histeq | dog | gamma (seed Table 4).
+    config.label_mode = "majority"  # FER+: majority (hard) | probability (votes).
+    config.augment = False
+    config.balanced_sampling = False
+    config.class_weights = False   # Weight the loss by inverse training frequency.
+    config.num_workers = 0         # grain worker processes (0 = in-process).
+    config.train_split = "train"
+    config.eval_split = "validation"
+    config.affectnet_protocol = "official"
+    config.affectnet_reduced = False
+    config.seed = 0
+
+    # Model: a name of fer.models.list_models() and its keyword arguments.
+    config.model = "xcao"
+    config.model_kwargs = ml_collections.ConfigDict()
+    config.half_precision = False  # bfloat16 compute, float32 parameters.
+
+    # Optimisation: the seed's Adam with learning rate 1e-3.
+    config.optimizer = "adam"      # adam | adamw | sgd
+    config.learning_rate = 1e-3
+    config.momentum = 0.9          # sgd only.
+    config.schedule = "constant"   # constant | cosine | warmup_cosine
+    config.warmup_epochs = 0.0
+    config.weight_decay = 0.0      # Decoupled (adamw) or L2 added to the gradient.
+    config.grad_clip_norm = 0.0    # 0 = no clipping.
+    config.label_smoothing = 0.0
+    # Global batch over all devices of all hosts; 0 = by hardware
+    # (per_device_batch_size x jax.device_count()).
+    config.batch_size = 0
+    config.per_device_batch_size = 64
+    config.eval_batch_size = 0     # 0 = same as batch_size.
+    config.epochs = 10             # "10 epochs will be enough" (seed, section 3.4).
+    config.steps_per_epoch = 0     # 0 = the whole training split each epoch.
+
+    # Bookkeeping.
+    config.log_every_steps = 50
+    config.checkpoint_every_epochs = 1
+    config.keep_checkpoints = 2    # Latest ones; the best is kept apart.
+    config.progress_bar = True
+
+    # After training: export variants (fer.export) and the evaluation split.
+    config.export_variants = ("float32",)
+    config.split = "validation"    # --mode=evaluate scores this split.
+    config.checkpoint = "best"     # --mode=evaluate: best | latest | path of an export dir.
+    return config

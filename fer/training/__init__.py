@@ -1,0 +1,1 @@
+"""Training: train state, pure jit steps, the resumable loop, checkpoints, writers."""

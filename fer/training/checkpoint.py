@@ -1,0 +1,137 @@
+"""Checkpoints of a run (orbax) and `load_model`, the way every consumer reads one.
+
+Layout under the workdir:
+  checkpoints/latest/<epoch>/  the last `keep` epoch-boundary states (for resuming)
+  checkpoints/best/<epoch>/    the state with the best validation balanced accuracy
+Each holds the full TrainState ('state') and a small JSON ('meta': epoch, step,
+best balanced accuracy so far) so a resumed run knows where it stands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping
+
+from absl import logging
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from fer import spec as spec_lib
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def _abstract(tree, sharding=None):
+    """ShapeDtypeStructs to restore into (on `sharding`, or where `tree` lives)."""
+    def leaf(x):
+        s = sharding if sharding is not None else getattr(x, "sharding", None)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
+    return jax.tree.map(leaf, tree)
+
+
+class Checkpoints:
+    """The run's 'latest' and 'best' checkpoint managers, saved at epoch ends."""
+
+    def __init__(self, workdir: str, keep: int = 2, read_only: bool = False):
+        self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+        common = dict(create=not read_only, read_only=read_only)
+        self.latest = ocp.CheckpointManager(
+            os.path.join(self.directory, "latest"),
+            options=ocp.CheckpointManagerOptions(max_to_keep=max(1, keep), **common),
+            item_names=("state", "meta"))
+        self.best = ocp.CheckpointManager(
+            os.path.join(self.directory, "best"),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=1, best_fn=lambda m: m["val_balanced_accuracy"],
+                best_mode="max", **common),
+            item_names=("state", "meta"))
+
+    def save(self, epoch: int, state, meta: Mapping[str, Any], is_best: bool) -> None:
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                  meta=ocp.args.JsonSave(dict(meta)))
+        self.latest.save(epoch, args=args)
+        if is_best:
+            self.best.save(epoch, args=args, metrics={
+                "val_balanced_accuracy": float(meta["val_balanced_accuracy"])})
+
+    def _manager(self, which: str) -> ocp.CheckpointManager:
+        if which not in ("best", "latest"):
+            raise ValueError(f"which={which!r}; expected 'best' or 'latest'")
+        return self.best if which == "best" else self.latest
+
+    def epochs(self, which: str = "latest") -> list[int]:
+        return list(self._manager(which).all_steps())
+
+    def restore(self, which: str, target, epoch: int | None = None, sharding=None):
+        """(state, meta) of `which` ('best'/'latest', or a given epoch); None if absent."""
+        manager = self._manager(which)
+        if epoch is None:
+            epoch = manager.latest_step()
+        if epoch is None:
+            return None
+        restored = manager.restore(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(_abstract(target, sharding)),
+            meta=ocp.args.JsonRestore()))
+        return restored["state"], dict(restored["meta"])
+
+    def restore_latest(self, target):
+        return self.restore("latest", target)
+
+    def wait(self) -> None:
+        self.latest.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def close(self) -> None:
+        self.latest.close()
+        self.best.close()
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no config.json in {workdir}: is it a training workdir "
+                                "(python launch.py --workdir ...)?")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def load_model(workdir: str, which: str | int = "best"):
+    """Rebuilds a trained model from its workdir.
+
+    Returns (module, variables, spec, config): the Flax module, its variables
+    ({'params'} plus {'batch_stats'} for designs with BatchNorm) on the first
+    local device, the run's ModelSpec (labels, input shape, normalisation) and
+    its config. `which` is 'best' (best validation balanced accuracy; falls back
+    to the latest if the run never recorded one), 'latest', or an epoch number.
+    """
+    from fer.training import state as state_lib
+
+    config = load_config(workdir)
+    spec = spec_lib.ModelSpec.load(workdir)
+    model = state_lib.create_model(config, spec.num_classes)
+    tx = state_lib.create_optimizer(config, steps_per_epoch=1)
+    target = jax.eval_shape(lambda: state_lib.create_train_state(
+        jax.random.PRNGKey(0), model, tx, tuple(spec.input_shape)))
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    checkpoints = Checkpoints(workdir, read_only=True)
+    try:
+        if isinstance(which, int):
+            restored = checkpoints.restore("latest", target, epoch=which, sharding=device)
+        else:
+            restored = checkpoints.restore(which, target, sharding=device)
+            if restored is None and which == "best":
+                logging.warning("No best checkpoint in %s; using the latest.", workdir)
+                restored = checkpoints.restore("latest", target, sharding=device)
+    finally:
+        checkpoints.close()
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}: train first "
+                                f"(python launch.py --workdir {workdir})")
+    state, meta = restored
+    variables = {"params": state.params}
+    if jax.tree.leaves(state.batch_stats):
+        variables["batch_stats"] = state.batch_stats
+    logging.info("Loaded %s from %s (epoch %s)", spec.design, workdir, meta.get("epoch"))
+    return model, variables, spec, config

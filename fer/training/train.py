@@ -1,0 +1,419 @@
+"""Training loop: pure jit-compiled steps, data-parallel over every device.
+
+The steps are pure functions of (state, batch). `train_and_evaluate` compiles
+them once with `jax.jit` over a one-axis mesh of all devices of all hosts: the
+batch is sharded on 'data', the state replicated, so XLA inserts the gradient
+all-reduce (today's replacement for pmap). Each host feeds its own shard of the
+data (one input shard per process).
+
+A run is a pure function of its config: data order depends only on
+(seed, epoch), dropout on (seed, step), and checkpoints are taken at epoch
+boundaries, so a killed run started again with the same command resumes from
+its last checkpoint and ends in exactly the state of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import time
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from fer import labels as labels_lib
+from fer import spec as spec_lib
+from fer.evaluation import metrics as metrics_lib
+from fer.training import checkpoint as checkpoint_lib
+from fer.training import state as state_lib
+from fer.training import writers as writers_lib
+from fer.training.state import TrainState, input_shape
+
+Batch = Mapping[str, Any]
+
+
+# ----------------------------------------------------------------------------
+# Loss and pure steps.
+
+def cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array,
+                  class_weights: jax.Array | None = None,
+                  label_smoothing: float = 0.0) -> jax.Array:
+    """Mask-weighted mean cross entropy against hard (one-hot) or soft targets.
+
+    With class weights an example counts as much as the weight of its target
+    (the vote-weighted mean for soft FER+ targets); the mean is over weights,
+    so the loss keeps its scale.
+    """
+    logits = logits.astype(jnp.float32)
+    num_classes = logits.shape[-1]
+    if label_smoothing:
+        targets = targets * (1.0 - label_smoothing) + label_smoothing / num_classes
+    per_example = optax.softmax_cross_entropy(logits, targets)
+    weights = mask
+    if class_weights is not None:
+        weights = weights * (targets @ class_weights)
+    return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1e-9)
+
+
+def _batch_metrics(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+    """Sums (not means) so that they add up over batches, devices and hosts."""
+    logits = logits.astype(jnp.float32)
+    mask = batch["mask"]
+    ce = optax.softmax_cross_entropy(logits, batch["target"])
+    correct = jnp.argmax(logits, -1) == batch["label"]
+    return {"loss_sum": jnp.sum(ce * mask),
+            "correct": jnp.sum(correct * mask),
+            "count": jnp.sum(mask)}
+
+
+def train_step(state: TrainState, batch: Batch, *, model, tx,
+               class_weights: jax.Array | None = None,
+               label_smoothing: float = 0.0
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer step on one global batch; returns the new state and sums."""
+    dropout_rng = jax.random.fold_in(state.rng, state.step)
+    has_bn = bool(jax.tree.leaves(state.batch_stats))
+
+    def loss_fn(params):
+        variables = {"params": params}
+        if has_bn:
+            variables["batch_stats"] = state.batch_stats
+        logits, updates = model.apply(
+            variables, batch["image"], train=True, rngs={"dropout": dropout_rng},
+            mutable=["batch_stats"])
+        loss = cross_entropy(logits, batch["target"], batch["mask"],
+                             class_weights, label_smoothing)
+        return loss, (logits, updates)
+
+    (_, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, param_updates),
+        batch_stats=updates.get("batch_stats", state.batch_stats),
+        opt_state=opt_state)
+    return new_state, _batch_metrics(logits, batch)
+
+
+def eval_step(state: TrainState, batch: Batch, *, model,
+              num_classes: int) -> dict[str, jax.Array]:
+    """Plain cross entropy sums and the batch's confusion matrix (eval mode)."""
+    variables = {"params": state.params}
+    if jax.tree.leaves(state.batch_stats):
+        variables["batch_stats"] = state.batch_stats
+    logits = model.apply(variables, batch["image"], train=False)
+    metrics = _batch_metrics(logits, batch)
+    truth = jax.nn.one_hot(batch["label"], num_classes) * batch["mask"][:, None]
+    predicted = jax.nn.one_hot(jnp.argmax(logits, -1), num_classes)
+    metrics["confusion"] = truth.T @ predicted
+    return metrics
+
+
+# ----------------------------------------------------------------------------
+# Devices and batches.
+
+def maybe_initialize_distributed() -> None:
+    """`jax.distributed.initialize()` when launched as one of several processes.
+
+    Detects the usual launchers (SLURM, Open MPI, TPU pods, or the explicit
+    JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES); a plain single-host run is
+    left alone.
+    """
+    env = os.environ
+    several = (
+        int(env.get("JAX_NUM_PROCESSES", "1") or 1) > 1
+        or int(env.get("SLURM_NTASKS", "1") or 1) > 1
+        or int(env.get("OMPI_COMM_WORLD_SIZE", "1") or 1) > 1
+        or "," in env.get("TPU_WORKER_HOSTNAMES", ""))
+    if several and not jax.distributed.is_initialized():
+        logging.info("Several processes detected: jax.distributed.initialize()")
+        jax.distributed.initialize()
+
+
+def create_mesh(devices: Iterable[jax.Device] | None = None) -> Mesh:
+    """One 'data' axis over all devices of all hosts."""
+    devices = list(jax.devices() if devices is None else devices)
+    return Mesh(np.array(devices), ("data",))
+
+
+def global_batch_size(config: ml_collections.ConfigDict,
+                      num_devices: int | None = None) -> int:
+    num_devices = jax.device_count() if num_devices is None else num_devices
+    size = int(config.batch_size) or int(config.per_device_batch_size) * num_devices
+    if size % num_devices:
+        raise ValueError(f"config.batch_size={size} must be a multiple of the "
+                         f"{num_devices} devices it is split over")
+    return size
+
+
+def pad_batch(batch: Batch, size: int) -> dict[str, np.ndarray]:
+    """Pads a short (last) batch to `size` examples with mask 0."""
+    batch = {k: np.asarray(v) for k, v in batch.items()}
+    n = len(batch["label"])
+    if "mask" not in batch:
+        batch["mask"] = np.ones((n,), np.float32)
+    if n == size:
+        return batch
+    if n > size:
+        raise ValueError(f"batch of {n} examples, expected at most {size}")
+    return {k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)])
+            for k, v in batch.items()}
+
+
+def shard_batch(batch: Batch, sharding: NamedSharding) -> dict[str, jax.Array]:
+    """This process's slice of a global batch -> one global sharded array per key."""
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+            for k, v in batch.items()}
+
+
+def compile_steps(model, tx, mesh: Mesh, num_classes: int,
+                  class_weights: np.ndarray | None = None,
+                  label_smoothing: float = 0.0
+                  ) -> tuple[Callable, Callable]:
+    """jit-compiled (train_step, eval_step): batch sharded, state replicated."""
+    data = NamedSharding(mesh, P("data"))
+    replicated = NamedSharding(mesh, P())
+    weights = None if class_weights is None else jnp.asarray(class_weights, jnp.float32)
+    p_train = jax.jit(
+        functools.partial(train_step, model=model, tx=tx, class_weights=weights,
+                          label_smoothing=label_smoothing),
+        in_shardings=(replicated, data), out_shardings=(replicated, replicated),
+        donate_argnums=0)
+    p_eval = jax.jit(
+        functools.partial(eval_step, model=model, num_classes=num_classes),
+        in_shardings=(replicated, data), out_shardings=replicated)
+    return p_train, p_eval
+
+
+# ----------------------------------------------------------------------------
+# Evaluation over a split.
+
+def _label_set(info) -> labels_lib.LabelSet:
+    label_set = info.label_set
+    return labels_lib.get_label_set(label_set) if isinstance(label_set, str) else label_set
+
+
+def run_evaluation(p_eval: Callable, state: TrainState,
+                   batches: Iterable[Batch], *, batch_size: int,
+                   sharding: NamedSharding, num_classes: int) -> dict[str, Any]:
+    """Loss, confusion matrix and count over every batch of one split."""
+    local_size = batch_size // jax.process_count()
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    loss_sum, count = 0.0, 0.0
+    for batch in batches:
+        out = jax.device_get(p_eval(state, shard_batch(pad_batch(batch, local_size),
+                                                       sharding)))
+        confusion += np.rint(out["confusion"]).astype(np.int64)
+        loss_sum += float(out["loss_sum"])
+        count += float(out["count"])
+    return {"confusion": confusion,
+            "loss": loss_sum / count if count else float("nan"),
+            "count": int(round(count))}
+
+
+def eval_summary(result: Mapping[str, Any], labels) -> dict[str, Any]:
+    return metrics_lib.summarize(result["confusion"], list(labels), result["loss"])
+
+
+# ----------------------------------------------------------------------------
+# The loop.
+
+def default_pipeline():
+    """fer.data.input_pipeline: get_dataset_info, create_split, class_weights."""
+    from fer.data import input_pipeline
+    return input_pipeline
+
+
+def _split(pipeline, config, split: str, *, train: bool, batch_size: int,
+           epoch: int = 0):
+    return pipeline.create_split(
+        config, split, train=train, batch_size=batch_size // jax.process_count(),
+        seed=int(config.seed), epoch=epoch, shard_index=jax.process_index(),
+        shard_count=jax.process_count())
+
+
+def model_spec(config: ml_collections.ConfigDict,
+               label_set: labels_lib.LabelSet) -> spec_lib.ModelSpec:
+    return spec_lib.ModelSpec.for_label_set(
+        design=config.model, label_set=label_set.name,
+        input_shape=input_shape(config), preprocessing=config.preprocessing,
+        extra={"dataset": config.dataset,
+               "model_kwargs": dict(config.get("model_kwargs", {}) or {})})
+
+
+def _write_run_files(config, workdir: str, spec: spec_lib.ModelSpec) -> None:
+    if jax.process_index() != 0:
+        return
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(config.to_json_best_effort(indent=2))
+    spec.save(workdir)
+
+
+def _check_finite(sums: Mapping[str, Any], epoch: int, step: int,
+                  last_good: int, checkpoint_dir: str) -> None:
+    loss = float(sums["loss_sum"])
+    if not np.isfinite(loss):
+        kept = (f"the last good checkpoint (epoch {last_good}) is kept in "
+                f"{checkpoint_dir}" if last_good else "no checkpoint had been written yet")
+        raise FloatingPointError(
+            f"Training loss became {loss} in epoch {epoch + 1} (by step {step}); "
+            f"stopping. {kept}. Lower config.learning_rate, set "
+            f"config.grad_clip_norm, or check the data for bad values.")
+
+
+def train_and_evaluate(
+        config: ml_collections.ConfigDict, workdir: str, *,
+        on_epoch_end: Callable[[int, TrainState], None] | None = None,
+        pipeline=None,
+) -> tuple[TrainState, list[dict[str, Any]]]:
+    """Trains `config.epochs` epochs (resuming from `workdir` if it has a checkpoint).
+
+    Validates each epoch on `config.eval_split`, logs to config.json, model.json,
+    metrics.jsonl and TensorBoard, keeps the latest checkpoints and the best by
+    validation balanced accuracy. `on_epoch_end(epoch, state)` runs after each
+    epoch's checkpoint is saved (e.g. for early stopping by raising).
+    `pipeline` replaces fer.data.input_pipeline (anything with the same
+    get_dataset_info / create_split / class_weights functions).
+    Returns the final state and the per-epoch history.
+    """
+    input_pipeline = pipeline or default_pipeline()
+    workdir = os.path.abspath(workdir)
+    info = input_pipeline.get_dataset_info(config)
+    label_set = _label_set(info)
+    num_classes = label_set.num_classes
+    spec = model_spec(config, label_set)
+
+    mesh = create_mesh()
+    data_sharding = NamedSharding(mesh, P("data"))
+    replicated = NamedSharding(mesh, P())
+    batch_size = global_batch_size(config)
+    eval_batch_size = int(config.get("eval_batch_size", 0)) or batch_size
+    if eval_batch_size % jax.device_count():
+        raise ValueError(f"config.eval_batch_size={eval_batch_size} must be a "
+                         f"multiple of {jax.device_count()} devices")
+    num_train = int(info.num_examples[config.train_split])
+    steps_per_epoch = num_train // batch_size
+    if config.get("steps_per_epoch", 0):
+        steps_per_epoch = min(steps_per_epoch, int(config.steps_per_epoch)) \
+            if steps_per_epoch else int(config.steps_per_epoch)
+    if steps_per_epoch < 1:
+        raise ValueError(f"the {config.train_split!r} split has {num_train} examples, "
+                         f"fewer than one batch of {batch_size}; lower config.batch_size")
+
+    class_weights = None
+    if config.get("class_weights", False):
+        class_weights = np.asarray(input_pipeline.class_weights(
+            info.class_counts[config.train_split]), np.float32)
+
+    model = state_lib.create_model(config, num_classes)
+    tx = state_lib.create_optimizer(config, steps_per_epoch)
+    state = state_lib.create_train_state(jax.random.PRNGKey(int(config.seed)), model, tx,
+                               input_shape(config))
+    state = jax.device_put(state, replicated)
+    p_train, p_eval = compile_steps(model, tx, mesh, num_classes, class_weights,
+                                    float(config.get("label_smoothing", 0.0)))
+
+    checkpoints = checkpoint_lib.Checkpoints(
+        workdir, keep=int(config.get("keep_checkpoints", 2)))
+    start_epoch, best = 0, -np.inf
+    restored = checkpoints.restore_latest(state)
+    if restored is not None:
+        state, meta = restored
+        start_epoch, best = int(meta["epoch"]), float(meta["best_balanced_accuracy"])
+        logging.info("Resumed from the checkpoint of epoch %d in %s", start_epoch,
+                     checkpoints.directory)
+    _write_run_files(config, workdir, spec)
+    writer = writers_lib.MetricWriter(workdir, resume_after_epoch=start_epoch,
+                                      enabled=jax.process_index() == 0)
+    history = writer.history()
+
+    logging.info("Training %s on %s: %d examples, global batch %d over %d devices, "
+                 "%d steps/epoch, epochs %d..%d", config.model, config.dataset,
+                 num_train, batch_size, jax.device_count(), steps_per_epoch,
+                 start_epoch + 1, config.epochs)
+    progress = writers_lib.progress_bar(
+        total=int(config.epochs) * steps_per_epoch * batch_size,
+        initial=start_epoch * steps_per_epoch * batch_size,
+        enabled=bool(config.get("progress_bar", True)) and jax.process_index() == 0)
+    log_every = max(1, int(config.get("log_every_steps", 50)))
+    last_saved = start_epoch
+    try:
+        for epoch in range(start_epoch, int(config.epochs)):
+            started = time.time()
+            sums = None
+            batches = itertools.islice(
+                _split(input_pipeline, config, config.train_split, train=True, batch_size=batch_size,
+                       epoch=epoch), steps_per_epoch)
+            for i, batch in enumerate(batches):
+                state, metrics = p_train(state, shard_batch(pad_batch(
+                    batch, batch_size // jax.process_count()), data_sharding))
+                sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+                progress.update(batch_size)
+                if (i + 1) % log_every == 0:
+                    host = jax.device_get(sums)
+                    _check_finite(host, epoch, int(state.step), last_saved,
+                                  checkpoints.directory)
+                    progress.set_postfix(loss=f"{host['loss_sum'] / host['count']:.3f}",
+                                         acc=f"{host['correct'] / host['count']:.3f}")
+            if sums is None:
+                raise ValueError(f"the {config.train_split!r} split gave no batches "
+                                 f"in epoch {epoch + 1}")
+            train_sums = jax.device_get(sums)
+            _check_finite(train_sums, epoch, int(state.step), last_saved,
+                          checkpoints.directory)
+            train_time = time.time() - started
+
+            result = run_evaluation(
+                p_eval, state, _split(input_pipeline, config, config.eval_split, train=False,
+                                      batch_size=eval_batch_size),
+                batch_size=eval_batch_size, sharding=data_sharding,
+                num_classes=num_classes)
+            summary = eval_summary(result, label_set.labels)
+            row = {
+                "epoch": epoch + 1, "step": int(state.step),
+                "train_loss": float(train_sums["loss_sum"] / train_sums["count"]),
+                "train_accuracy": float(train_sums["correct"] / train_sums["count"]),
+                "val_loss": summary["loss"], "val_accuracy": summary["accuracy"],
+                "val_balanced_accuracy": summary["balanced_accuracy"],
+                "val_macro_f1": summary["macro_f1"],
+                "images_per_second": steps_per_epoch * batch_size / max(train_time, 1e-9),
+                "epoch_seconds": time.time() - started,
+            }
+            balanced = summary["balanced_accuracy"]
+            is_best = balanced is not None and balanced > best
+            if is_best:
+                best = balanced
+            row["best_val_balanced_accuracy"] = best if np.isfinite(best) else None
+            writer.write(row)
+            history.append(row)
+            progress.write(
+                f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f} "
+                f"acc {row['train_accuracy']:.4f} | val loss {row['val_loss']:.4f} "
+                f"acc {row['val_accuracy']:.4f} balanced {balanced:.4f}"
+                + (" (best)" if is_best else ""))
+            meta = {"epoch": epoch + 1, "step": int(state.step),
+                    "best_balanced_accuracy": best if np.isfinite(best) else -1.0,
+                    "val_balanced_accuracy": balanced, "val_accuracy": summary["accuracy"]}
+            last_epoch = (epoch + 1) == int(config.epochs)
+            every = max(1, int(config.get("checkpoint_every_epochs", 1)))
+            if last_epoch or (epoch + 1) % every == 0 or is_best:
+                checkpoints.save(epoch + 1, state, meta, is_best=is_best)
+                last_saved = epoch + 1
+            if on_epoch_end is not None:
+                checkpoints.wait()
+                on_epoch_end(epoch + 1, state)
+    finally:
+        progress.close()
+        writer.close()
+        checkpoints.close()
+    return state, history

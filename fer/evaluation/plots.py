@@ -1,0 +1,63 @@
+"""The report's figures: confusion heatmap (seed Figure 27) and curves (Figure 26)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # Files only; no display needed on servers.
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_confusion(confusion: np.ndarray, labels: Sequence[str], path: str,
+                   title: str = "") -> str:
+    """Row-normalised heatmap (recall on the diagonal) annotated with counts."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    k = len(labels)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * k, 0.8 + 0.7 * k))
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(k), labels, rotation=45, ha="right")
+    ax.set_yticks(range(k), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true label")
+    ax.set_title(title or "confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(history: Sequence[Mapping[str, Any]], path: str, title: str = "") -> str:
+    """Accuracy and loss per epoch, train and validation, side by side."""
+    epochs = [row["epoch"] for row in history]
+
+    def series(key):
+        return [np.nan if row.get(key) is None else row[key] for row in history]
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in ((left, "accuracy"), (right, "loss")):
+        ax.plot(epochs, series(f"train_{metric}"), "o-", label="train")
+        ax.plot(epochs, series(f"val_{metric}"), "s-", label="validation")
+        if metric == "accuracy":
+            ax.plot(epochs, series("val_balanced_accuracy"), "^--",
+                    label="validation (balanced)")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title or "training curves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

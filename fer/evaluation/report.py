@@ -1,0 +1,107 @@
+"""report.json, report.md and the figures of one evaluation (seed Tables 5 and 7).
+
+The seed reported accuracy and loss only; a FER split is so unbalanced (contempt
+is under 1% of FER+) that a model can score well while never predicting a class,
+so the report leads with balanced accuracy and macro F1 beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping, Sequence
+
+from fer.evaluation import plots
+
+COMPARISON_HEADER = ("| design | dataset | split | examples | accuracy | balanced accuracy "
+                     "| macro F1 | loss | params |")
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}"
+
+
+def _num(x, digits=4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def comparison_row(summary: Mapping[str, Any]) -> str:
+    """One markdown row under COMPARISON_HEADER (the seed's Table 5 shape)."""
+    params = summary.get("params")
+    return (f"| {summary.get('design', '?')} | {summary.get('dataset', '?')} "
+            f"| {summary.get('split', '?')} | {summary['num_examples']} "
+            f"| {_pct(summary['accuracy'])} | {_pct(summary['balanced_accuracy'])} "
+            f"| {_pct(summary['macro_f1'])} | {_num(summary['loss'])} "
+            f"| {'n/a' if params is None else f'{params:,}'} |")
+
+
+def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> str:
+    """COMPARISON_HEADER, its separator and one row per summary."""
+    columns = COMPARISON_HEADER.count("|") - 1
+    return "\n".join([COMPARISON_HEADER, "|" + " --- |" * columns]
+                     + [comparison_row(s) for s in summaries])
+
+
+def to_markdown(summary: Mapping[str, Any]) -> str:
+    labels = summary["labels"]
+    lines = [f"# Evaluation: {summary.get('design', 'model')} on "
+             f"{summary.get('dataset', '?')} / {summary.get('split', '?')}", ""]
+    if summary.get("note"):
+        lines += [f"> {summary['note']}", ""]
+    lines += [
+        "| metric | value |", "| --- | --- |",
+        f"| examples | {summary['num_examples']} |",
+        f"| accuracy | {_pct(summary['accuracy'])} % |",
+        f"| balanced accuracy (mean per-label recall) | "
+        f"{_pct(summary['balanced_accuracy'])} % |",
+        f"| macro F1 | {_pct(summary['macro_f1'])} % |",
+        f"| loss (cross entropy) | {_num(summary['loss'])} |", "",
+        "## Per label (seed Table 7)", "",
+        "| label | examples | correct | misclassified | accuracy % | precision % | F1 % |",
+        "| --- | --- | --- | --- | --- | --- | --- |"]
+    for label in labels:
+        c = summary["per_label_counts"][label]
+        lines.append(f"| {label} | {c['examples']} | {c['correct']} | {c['misclassified']} "
+                     f"| {_pct(summary['per_label'][label])} | {_pct(c['precision'])} "
+                     f"| {_pct(c['f1'])} |")
+    lines += ["", "## Confusion matrix (rows: true, columns: predicted)", "",
+              "| true \\ predicted | " + " | ".join(labels) + " |",
+              "| --- | " + " | ".join("---" for _ in labels) + " |"]
+    for label, row in zip(labels, summary["confusion"]):
+        lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+    lines += ["", "![confusion](confusion.png)", ""]
+    if summary.get("has_curves"):
+        lines += ["![curves](curves.png)", ""]
+    return "\n".join(lines)
+
+
+def write_report(directory: str, summary: Mapping[str, Any],
+                 history: Sequence[Mapping[str, Any]] | None = None,
+                 prefix: str = "report") -> dict[str, str]:
+    """Writes <prefix>.json, <prefix>.md, confusion.png and (with history) curves.png.
+
+    `summary` is `fer.evaluation.metrics.summarize(...)` plus optional context
+    keys (design, dataset, split, params, note, checkpoint).
+    """
+    os.makedirs(directory, exist_ok=True)
+    summary = dict(summary)
+    paths = {}
+    confusion_name = "confusion.png" if prefix == "report" else f"{prefix}_confusion.png"
+    paths["confusion"] = plots.plot_confusion(
+        summary["confusion"], summary["labels"], os.path.join(directory, confusion_name),
+        title=f"{summary.get('design', '')} {summary.get('split', '')}".strip())
+    if history:
+        paths["curves"] = plots.plot_curves(
+            history, os.path.join(directory, "curves.png"),
+            title=f"{summary.get('design', '')} on {summary.get('dataset', '')}")
+        summary["has_curves"] = True
+    paths["json"] = os.path.join(directory, f"{prefix}.json")
+    with open(paths["json"], "w") as f:
+        json.dump(summary, f, indent=2)
+    markdown = to_markdown(summary)
+    if prefix != "report":
+        markdown = markdown.replace("(confusion.png)", f"({confusion_name})")
+    paths["markdown"] = os.path.join(directory, f"{prefix}.md")
+    with open(paths["markdown"], "w") as f:
+        f.write(markdown)
+    return paths

@@ -1,0 +1,178 @@
+"""Train, evaluate and export a fer model; or evaluate a trained one on any split.
+
+  python launch.py                      # the embedded demo: train, evaluate, export
+  python launch.py --config configs/xcao2.py --workdir runs/xcao2 \
+      --config.dataset=ferplus --config.data_dir=/path/to/ferplus
+  python launch.py --mode=evaluate --workdir runs/xcao2 \
+      --config.data_dir=/path/with/a/test/split --config.split=test
+
+Running the same training command again resumes from the run's last checkpoint.
+See docs/training.md for every option.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(_HERE, "configs", "default.py"),
+    "Config file (configs/<design>.py); fields can be overridden with "
+    "--config.<field>=value.", lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Run directory (checkpoints, logs, reports). Default: runs/demo "
+    "for the demo set, runs/<model>_<dataset> otherwise.")
+_MODE = flags.DEFINE_enum(
+    "mode", "train", ["train", "evaluate"],
+    "train: train (or resume), evaluate the best checkpoint, export. evaluate: score "
+    "the workdir's checkpoint (--config.checkpoint=best|latest) or an exported model "
+    "directory (--config.checkpoint=DIR) on --config.split.")
+
+DEMO_NOTE = (
+    "This run uses fer's embedded DEMO set: synthetic images, not real faces. Its "
+    "accuracy says nothing about facial expressions. To train on real data, point fer "
+    "at a dataset in its publisher's layout, e.g. FER+ (FER2013Train/, FER2013Valid/, "
+    "FER2013Test/ each with label.csv):\n"
+    "  python launch.py --config configs/xcao2.py --workdir runs/xcao2 "
+    "--config.dataset=ferplus --config.data_dir=/path/to/ferplus\n"
+    "(also --config.dataset=fer2013 with the folder of fer2013.csv, affectnet, or "
+    "image_folder with one subfolder per class; see docs/training.md).")
+
+
+def default_workdir(config) -> str:
+    if config.dataset == "demo":
+        return os.path.join("runs", "demo")
+    return os.path.join("runs", f"{config.model}_{config.dataset}")
+
+
+def count_params(variables) -> int:
+    import jax
+    return int(sum(x.size for x in jax.tree.leaves(variables["params"])))
+
+
+def _banner(text: str) -> None:
+    line = "=" * 78
+    print(f"\n{line}\n{text}\n{line}", flush=True)
+
+
+def _export(workdir: str, variants) -> str | None:
+    """fer.export when it is installed in this checkout; None (and why) otherwise."""
+    try:
+        from fer.export import tflite as export_tflite
+    except ImportError as e:
+        print(f"Export skipped: fer.export.tflite is not available ({e}).", flush=True)
+        return None
+    return export_tflite.export_workdir(workdir, variants=tuple(variants))
+
+
+def train_main(config, workdir: str) -> dict:
+    from fer.evaluation import report as report_lib
+    from fer.training import checkpoint as checkpoint_lib
+    from fer.training import train as train_lib
+
+    if config.dataset == "demo":
+        _banner(DEMO_NOTE)
+    started = time.time()
+    _, history = train_lib.train_and_evaluate(config, workdir)
+    model, variables, spec, _ = checkpoint_lib.load_model(workdir, "best")
+    summary = train_lib.evaluate(config, model, variables, config.eval_split)
+    summary.update(design=config.model, params=count_params(variables),
+                   checkpoint="best", workdir=os.path.abspath(workdir),
+                   train_seconds=round(time.time() - started, 1))
+    if config.dataset == "demo":
+        summary["note"] = "Demo data (synthetic): the numbers are not FER results."
+    import jax
+    if jax.process_index() == 0:
+        paths = report_lib.write_report(workdir, summary, history)
+        print(f"Report: {paths['markdown']}", flush=True)
+        exported = _export(workdir, config.export_variants)
+        if exported:
+            print(f"Exported: {exported}", flush=True)
+        print("\n" + report_lib.comparison_table([summary]), flush=True)
+        if config.dataset == "demo":
+            print("\n(demo data: see the note above for real data)", flush=True)
+    return summary
+
+
+def evaluation_config(workdir: str, flag_config, overrides: dict):
+    """The run's own config.json with this command's --config.* overrides on top."""
+    from fer.training import checkpoint as checkpoint_lib
+
+    try:
+        config = checkpoint_lib.load_config(workdir)
+    except FileNotFoundError:
+        config = flag_config.copy_and_resolve_references()
+    config.unlock()
+    for path, value in overrides.items():
+        node = config
+        *parents, leaf = path.split(".")
+        for name in parents:
+            node = node[name]
+        node[leaf] = value
+    return config
+
+
+def evaluate_main(config, workdir: str) -> dict:
+    from fer.evaluation import report as report_lib
+    from fer.training import checkpoint as checkpoint_lib
+    from fer.training import train as train_lib
+
+    split = config.split
+    source = str(config.checkpoint)
+    if os.path.isdir(source):  # An exported model directory.
+        summary = _evaluate_export(config, source, split)
+        out_dir = os.path.join(source, f"eval_{split}")
+    else:
+        which = int(source) if source.isdigit() else source
+        model, variables, spec, _ = checkpoint_lib.load_model(workdir, which)
+        summary = train_lib.evaluate(config, model, variables, split)
+        if summary["label_set"] != spec.label_set:
+            raise ValueError(
+                f"the model predicts {spec.label_set} labels but dataset "
+                f"{config.dataset!r} has {summary['label_set']} labels")
+        summary.update(design=spec.design, params=count_params(variables),
+                       checkpoint=source)
+        out_dir = os.path.join(workdir, f"eval_{split}")
+    paths = report_lib.write_report(out_dir, summary)
+    print(f"Report: {paths['markdown']}")
+    print("\n" + report_lib.comparison_table([summary]), flush=True)
+    return summary
+
+
+def _evaluate_export(config, directory: str, split: str) -> dict:
+    try:
+        from fer.export import runtime
+    except ImportError as e:
+        raise SystemExit(f"Evaluating an exported model needs fer.export.runtime: {e}")
+    return runtime.evaluate_export(directory, config, split)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from fer.training import train as train_lib
+
+    train_lib.maybe_initialize_distributed()
+    config = _CONFIG.value
+    if _MODE.value == "train":
+        workdir = _WORKDIR.value or default_workdir(config)
+        train_main(config, workdir)
+    else:
+        if not _WORKDIR.value and not os.path.isdir(str(config.checkpoint)):
+            raise app.UsageError("--mode=evaluate needs --workdir (a trained run) or "
+                                 "--config.checkpoint=<exported model directory>")
+        overrides = config_flags.get_override_values(flags.FLAGS["config"])
+        config = evaluation_config(_WORKDIR.value or "", config, overrides)
+        evaluate_main(config, _WORKDIR.value or "")
+
+
+if __name__ == "__main__":
+    app.run(main)

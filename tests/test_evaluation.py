@@ -1,0 +1,87 @@
+"""Report metrics against values worked out by hand on small confusion matrices."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from fer.evaluation import metrics, report
+
+# Rows true, columns predicted. Class c has no examples but is predicted once.
+CM = np.array([[5, 1, 0],
+               [2, 2, 1],
+               [0, 0, 0]])
+LABELS = ["a", "b", "c"]
+
+
+def test_confusion_matrix_counts_pairs_and_drops_masked():
+    cm = metrics.confusion_matrix([0, 0, 1, 2, 1], [0, 1, 1, 2, 0], 3,
+                                  weights=[1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(cm, [[1, 1, 0], [0, 1, 0], [0, 0, 1]])
+
+
+def test_confusion_matrix_rejects_out_of_range_labels():
+    with pytest.raises(ValueError, match="outside 0..2"):
+        metrics.confusion_matrix([0, 3], [0, 1], 3)
+
+
+def test_hand_computed_metrics():
+    # accuracy: (5 + 2) / 11.
+    assert metrics.accuracy(CM) == pytest.approx(7 / 11)
+    # recall: a 5/6, b 2/5, c undefined -> balanced = (5/6 + 2/5) / 2.
+    recall = metrics.per_class_recall(CM)
+    assert recall[:2] == pytest.approx([5 / 6, 2 / 5])
+    assert np.isnan(recall[2])
+    assert metrics.balanced_accuracy(CM) == pytest.approx((5 / 6 + 2 / 5) / 2)
+    # precision: a 5/7, b 2/3, c 0/1.
+    assert metrics.per_class_precision(CM) == pytest.approx([5 / 7, 2 / 3, 0.0])
+    # F1 = 2tp / (2tp + fp + fn): a 10/13, b 4/8, c 0 (predicted once, never right).
+    f1 = [10 / 13, 4 / 8, 0.0]
+    assert metrics.per_class_f1(CM) == pytest.approx(f1)
+    assert metrics.macro_f1(CM) == pytest.approx(sum(f1) / 3)
+
+
+def test_class_absent_everywhere_is_left_out_of_macro_f1():
+    cm = np.array([[3, 1, 0], [1, 3, 0], [0, 0, 0]])
+    assert np.isnan(metrics.per_class_f1(cm)[2])
+    assert metrics.macro_f1(cm) == pytest.approx(0.75)
+    assert metrics.balanced_accuracy(cm) == pytest.approx(0.75)
+
+
+def test_metrics_reject_non_square_matrix():
+    with pytest.raises(ValueError, match="square"):
+        metrics.accuracy(np.zeros((2, 3)))
+
+
+def test_summarize_has_report_keys_and_table7_counts():
+    s = metrics.summarize(CM, LABELS, loss=0.25)
+    for key in ("accuracy", "balanced_accuracy", "loss", "per_label", "confusion",
+                "num_examples", "labels", "macro_f1"):
+        assert key in s
+    assert s["num_examples"] == 11
+    assert s["per_label"] == pytest.approx({"a": 5 / 6, "b": 0.4, "c": None})
+    assert s["per_label_counts"]["b"] == {
+        "examples": 5, "correct": 2, "misclassified": 3,
+        "precision": pytest.approx(2 / 3), "f1": pytest.approx(0.5)}
+    json.dumps(s)  # JSON-ready: NaN became None.
+    with pytest.raises(ValueError, match="3 classes but 2 labels"):
+        metrics.summarize(CM, LABELS[:2])
+
+
+def test_write_report_files(tmp_path):
+    s = metrics.summarize(CM, LABELS, loss=0.25)
+    s.update(design="tiny", dataset="demo", split="validation", params=10)
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e,
+                "train_accuracy": 0.5 + 0.1 * e, "val_accuracy": 0.4 + 0.1 * e,
+                "val_balanced_accuracy": 0.3 + 0.1 * e} for e in (1, 2, 3)]
+    paths = report.write_report(str(tmp_path), s, history)
+    for name in ("report.json", "report.md", "confusion.png", "curves.png"):
+        assert os.path.getsize(tmp_path / name) > 0
+    loaded = json.loads((tmp_path / "report.json").read_text())
+    assert loaded["confusion"] == CM.tolist()
+    md = (tmp_path / "report.md").read_text()
+    assert "| b | 5 | 2 | 3 | 40.00 |" in md  # label, examples, correct, wrong, acc %.
+    assert paths["markdown"].endswith("report.md")
+    row = report.comparison_row(s)
+    assert "63.64" in row and "61.67" in row  # accuracy and balanced accuracy in %.

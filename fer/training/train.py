@@ -104,12 +104,17 @@ def train_step(state: TrainState, batch: Batch, *, model, tx,
     return new_state, _batch_metrics(logits, batch)
 
 
-def eval_step(state: TrainState, batch: Batch, *, model,
-              num_classes: int) -> dict[str, jax.Array]:
-    """Plain cross entropy sums and the batch's confusion matrix (eval mode)."""
+def model_variables(state: TrainState) -> dict[str, Any]:
+    """What `module.apply` needs from a state: params (+ batch_stats with BN)."""
     variables = {"params": state.params}
     if jax.tree.leaves(state.batch_stats):
         variables["batch_stats"] = state.batch_stats
+    return variables
+
+
+def eval_step(variables: Mapping[str, Any], batch: Batch, *, model,
+              num_classes: int) -> dict[str, jax.Array]:
+    """Plain cross entropy sums and the batch's confusion matrix (eval mode)."""
     logits = model.apply(variables, batch["image"], train=False)
     metrics = _batch_metrics(logits, batch)
     truth = jax.nn.one_hot(batch["label"], num_classes) * batch["mask"][:, None]
@@ -202,7 +207,7 @@ def _label_set(info) -> labels_lib.LabelSet:
     return labels_lib.get_label_set(label_set) if isinstance(label_set, str) else label_set
 
 
-def run_evaluation(p_eval: Callable, state: TrainState,
+def run_evaluation(p_eval: Callable, variables: Mapping[str, Any],
                    batches: Iterable[Batch], *, batch_size: int,
                    sharding: NamedSharding, num_classes: int) -> dict[str, Any]:
     """Loss, confusion matrix and count over every batch of one split."""
@@ -210,7 +215,7 @@ def run_evaluation(p_eval: Callable, state: TrainState,
     confusion = np.zeros((num_classes, num_classes), np.int64)
     loss_sum, count = 0.0, 0.0
     for batch in batches:
-        out = jax.device_get(p_eval(state, shard_batch(pad_batch(batch, local_size),
+        out = jax.device_get(p_eval(variables, shard_batch(pad_batch(batch, local_size),
                                                        sharding)))
         confusion += np.rint(out["confusion"]).astype(np.int64)
         loss_sum += float(out["loss_sum"])
@@ -222,6 +227,34 @@ def run_evaluation(p_eval: Callable, state: TrainState,
 
 def eval_summary(result: Mapping[str, Any], labels) -> dict[str, Any]:
     return metrics_lib.summarize(result["confusion"], list(labels), result["loss"])
+
+
+def evaluate(config: ml_collections.ConfigDict, model, variables: Mapping[str, Any],
+             split: str, *, pipeline=None) -> dict[str, Any]:
+    """Scores a model on any split the pipeline can read (report.json schema).
+
+    The split may be one training never saw (e.g. 'test' from a data_dir that
+    also holds a test folder); the label set comes from the dataset.
+    """
+    input_pipeline = pipeline or default_pipeline()
+    info = input_pipeline.get_dataset_info(config)
+    label_set = _label_set(info)
+    mesh = create_mesh()
+    replicated = NamedSharding(mesh, P())
+    batch_size = (int(config.get("eval_batch_size", 0))
+                  or global_batch_size(config))
+    _, p_eval = compile_steps(model, None, mesh, label_set.num_classes)
+    variables = jax.device_put(dict(variables), replicated)
+    result = run_evaluation(
+        p_eval, variables, _split(input_pipeline, config, split, train=False,
+                                  batch_size=batch_size),
+        batch_size=batch_size, sharding=NamedSharding(mesh, P("data")),
+        num_classes=label_set.num_classes)
+    if not result["count"]:
+        raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
+    summary = eval_summary(result, label_set.labels)
+    summary.update(dataset=config.dataset, split=split, label_set=label_set.name)
+    return summary
 
 
 # ----------------------------------------------------------------------------
@@ -374,7 +407,7 @@ def train_and_evaluate(
             train_time = time.time() - started
 
             result = run_evaluation(
-                p_eval, state, _split(input_pipeline, config, config.eval_split, train=False,
+                p_eval, model_variables(state), _split(input_pipeline, config, config.eval_split, train=False,
                                       batch_size=eval_batch_size),
                 batch_size=eval_batch_size, sharding=data_sharding,
                 num_classes=num_classes)

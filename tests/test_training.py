@@ -1,0 +1,194 @@
+"""Training loop on a tiny learnable fixture: learning, resume, NaN guard, load_model."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import training_fixtures as fx
+from fer.training import checkpoint as checkpoint_lib
+from fer.training import state as state_lib
+from fer.training import train as train_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def tiny_model(monkeypatch):
+    monkeypatch.setattr(state_lib, "create_model", fx.create_tiny_model)
+
+
+def _config(**overrides):
+    defaults = dict(model_kwargs={"dropout": 0.2}, learning_rate=1e-2)
+    defaults.update(overrides)
+    return fx.tiny_config(**defaults)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """An uninterrupted 3-epoch run (with BN and dropout) shared by several tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
+    workdir = str(tmp_path_factory.mktemp("full"))
+    state, history = train_lib.train_and_evaluate(_config(), workdir,
+                                                  pipeline=fx.FakePipeline())
+    mp.undo()
+    return workdir, jax.device_get(state), history
+
+
+def _leaves_equal(a, b) -> bool:
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in pairs)
+
+
+def test_tiny_run_learns_and_logs(full_run):
+    workdir, state, history = full_run
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert history[-1]["val_accuracy"] > 3 / fx.LABEL_SET.num_classes  # chance: 1/8.
+    assert int(state.step) == 3 * (256 // 32)
+    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert {"train_loss", "val_balanced_accuracy", "images_per_second"} <= set(rows[0])
+    assert json.load(open(os.path.join(workdir, "config.json")))["model"] == "tiny"
+    spec = json.load(open(os.path.join(workdir, "model.json")))
+    assert spec["labels"] == list(fx.LABEL_SET.labels)
+    assert os.listdir(os.path.join(workdir, "tensorboard"))
+    best = checkpoint_lib.Checkpoints(workdir, read_only=True)
+    assert best.epochs("latest")[-1] == 3 and len(best.epochs("best")) == 1
+    best.close()
+
+
+def test_killed_run_resumes_to_the_same_state(full_run, tmp_path):
+    _, uninterrupted, _ = full_run
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(epoch, _):
+        if epoch == 1:
+            raise Killed
+
+    workdir = str(tmp_path)
+    with pytest.raises(Killed):
+        train_lib.train_and_evaluate(_config(), workdir, pipeline=fx.FakePipeline(),
+                                     on_epoch_end=kill_after_first)
+    resumed, history = train_lib.train_and_evaluate(_config(), workdir,
+                                                    pipeline=fx.FakePipeline())
+    assert _leaves_equal(jax.device_get(resumed), uninterrupted)  # Bitwise.
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+
+
+def test_load_model_gives_the_trained_variables(full_run):
+    workdir, state, _ = full_run
+    model, variables, spec, config = checkpoint_lib.load_model(workdir, "latest")
+    assert _leaves_equal(variables["params"], state.params)
+    assert _leaves_equal(variables["batch_stats"], state.batch_stats)
+    assert spec.design == "tiny" and spec.input_shape == (fx.SIZE, fx.SIZE, 1)
+    assert config.model == "tiny"
+    x = jnp.zeros((2, fx.SIZE, fx.SIZE, 1))
+    assert model.apply(variables, x, train=False).shape == (2, 8)
+    _, best_vars, _, _ = checkpoint_lib.load_model(workdir)  # 'best'.
+    assert jax.tree.structure(best_vars) == jax.tree.structure(variables)
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        checkpoint_lib.load_model(os.path.dirname(workdir) + "/nowhere")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    workdir = str(tmp_path)
+    with pytest.raises(FloatingPointError, match=r"epoch 2.*epoch 1\) is kept"):
+        train_lib.train_and_evaluate(_config(), workdir,
+                                     pipeline=fx.FakePipeline(nan_from_epoch=1))
+    checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
+    assert checkpoints.epochs("latest") == [1]
+    checkpoints.close()
+    _, variables, _, _ = checkpoint_lib.load_model(workdir, "latest")
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables))
+
+
+def test_cross_entropy_soft_targets_weights_and_smoothing():
+    logits = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    targets = jnp.array([[1.0, 0.0, 0.0], [0.2, 0.8, 0.0]])  # Hard and soft (votes).
+    logp = jax.nn.log_softmax(logits)
+    per = -(targets * logp).sum(-1)
+    mask = jnp.array([1.0, 1.0])
+    assert train_lib.cross_entropy(logits, targets, mask) == pytest.approx(per.mean())
+    # Padding (mask 0) does not count.
+    assert train_lib.cross_entropy(logits, targets, jnp.array([1.0, 0.0])) == \
+        pytest.approx(per[0])
+    # Class weights: an example weighs its target's weight; the mean is over weights.
+    w = jnp.array([2.0, 1.0, 1.0])
+    ex_w = jnp.array([2.0, 0.2 * 2 + 0.8])
+    assert train_lib.cross_entropy(logits, targets, mask, w) == pytest.approx(
+        float((per * ex_w).sum() / ex_w.sum()), rel=1e-6)
+    # Label smoothing 0.3 over 3 classes: target * 0.7 + 0.1.
+    smoothed = -((targets * 0.7 + 0.1) * logp).sum(-1).mean()
+    assert train_lib.cross_entropy(logits, targets, mask, label_smoothing=0.3) == \
+        pytest.approx(float(smoothed), rel=1e-6)
+
+
+def test_optimizer_and_schedule_choices():
+    config = _config(schedule="warmup_cosine", warmup_epochs=1.0, epochs=2)
+    lr = state_lib.create_learning_rate_schedule(config, steps_per_epoch=10)
+    assert float(lr(0)) == 0.0
+    assert float(lr(10)) == pytest.approx(config.learning_rate)
+    assert float(lr(20)) == pytest.approx(0.0, abs=1e-9)
+    for name in ("adam", "adamw", "sgd"):
+        tx = state_lib.create_optimizer(_config(optimizer=name, weight_decay=1e-4), 10)
+        params = {"w": jnp.ones(3)}
+        updates, _ = tx.update({"w": jnp.ones(3)}, tx.init(params), params)
+        assert np.all(np.asarray(updates["w"]) < 0)
+    with pytest.raises(ValueError, match="config.optimizer='rmsprop'"):
+        state_lib.create_optimizer(_config(optimizer="rmsprop"), 10)
+    with pytest.raises(ValueError, match="multiple of the 2 devices"):
+        train_lib.global_batch_size(_config(batch_size=33), num_devices=2)
+
+
+TWO_DEVICES = textwrap.dedent("""
+    import sys
+    sys.path[:0] = [{repo!r}, {tests!r}]
+    import functools, jax, jax.numpy as jnp, numpy as np, optax
+    import training_fixtures as fx
+    from fer.training import state as state_lib, train as train_lib
+    assert jax.device_count() == 2, jax.devices()
+    config = fx.tiny_config(model_kwargs={{"batch_norm": True, "dropout": 0.0}})
+    model = fx.create_tiny_model(config, 8)
+    # SGD: Adam's first step is sign(g) * lr, which turns the round-off on the
+    # conv bias (its gradient is exactly 0 in theory, BN follows) into +-lr.
+    tx = optax.sgd(0.1)
+    batch = next(fx.FakePipeline().create_split(config, "train", train=True,
+                                                batch_size=32, seed=0))
+    results = []
+    for devices in (jax.devices()[:1], jax.devices()):
+        mesh = train_lib.create_mesh(devices)
+        data = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+        repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        state = state_lib.create_train_state(jax.random.PRNGKey(0), model, tx, (8, 8, 1))
+        p_train, p_eval = train_lib.compile_steps(model, tx, mesh, 8)
+        state = jax.device_put(state, repl)
+        sharded = train_lib.shard_batch(batch, data)
+        assert len(sharded["image"].sharding.device_set) == len(devices)
+        state, metrics = p_train(state, sharded)
+        ev = p_eval(train_lib.model_variables(state), sharded)
+        results.append(jax.device_get((state, metrics, ev)))
+    one, two = results
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    print("EQUAL")
+""")
+
+
+def test_step_on_two_devices_equals_step_on_one():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    script = TWO_DEVICES.format(repo=REPO, tests=os.path.join(REPO, "tests"))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=240)
+    assert out.returncode == 0 and "EQUAL" in out.stdout, out.stderr[-3000:]

@@ -51,8 +51,11 @@ class Checkpoints:
     def save(self, epoch: int, state, meta: Mapping[str, Any], is_best: bool) -> None:
         args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                                   meta=ocp.args.JsonSave(dict(meta)))
-        self.latest.save(epoch, args=args)
-        if is_best:
+        # A run killed between the two saves redoes this epoch bit for bit, so a
+        # step that already exists holds the same state: keep it.
+        if epoch not in self.latest.all_steps():
+            self.latest.save(epoch, args=args)
+        if is_best and epoch not in self.best.all_steps():
             self.best.save(epoch, args=args, metrics={
                 "val_balanced_accuracy": float(meta["val_balanced_accuracy"])})
 

@@ -155,9 +155,22 @@ def _evaluate_export(config, directory: str, split: str) -> dict:
     return runtime.evaluate_export(directory, config, split)
 
 
+def _quiet_library_logs() -> None:
+    """Keeps orbax's and jax's per-save INFO chatter out of the run's own log."""
+    import logging as py_logging
+
+    class _Filter(py_logging.Filter):
+        def filter(self, record):
+            noisy = any(part in record.pathname for part in ("/orbax/", "/jax/"))
+            return record.levelno >= py_logging.WARNING or not noisy
+
+    logging.get_absl_handler().addFilter(_Filter())
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    _quiet_library_logs()
     from fer.training import train as train_lib
 
     train_lib.maybe_initialize_distributed()

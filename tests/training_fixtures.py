@@ -56,11 +56,13 @@ def make_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class FakePipeline:
     """In-memory fer.data.input_pipeline stand-in."""
 
-    def __init__(self, num_train: int = 256, num_val: int = 60, nan_from_epoch=None):
+    def __init__(self, num_train: int = 256, num_val: int = 60, num_test: int = 40,
+                 nan_from_epoch=None):
         rng = np.random.default_rng(1234)
         k = LABEL_SET.num_classes
         self.splits = {}
-        for split, n in (("train", num_train), ("validation", num_val)):
+        for split, n in (("train", num_train), ("validation", num_val),
+                         ("test", num_test)):
             labels = rng.integers(0, k, n).astype(np.int32)
             self.splits[split] = (make_images(labels, rng), labels)
         self.nan_from_epoch = nan_from_epoch
@@ -79,6 +81,8 @@ class FakePipeline:
 
     def create_split(self, config, split, *, train, batch_size, seed, epoch=0,
                      shard_index=None, shard_count=None):
+        if split not in self.splits:
+            raise ValueError(f"no split {split!r}; have {sorted(self.splits)}")
         images, labels = self.splits[split]
         order = np.arange(len(labels))
         if train:
@@ -115,3 +119,13 @@ def tiny_config(**overrides) -> ml_collections.ConfigDict:
     for key, value in overrides.items():
         setattr(config, key, value)
     return config
+
+
+def install_stand_ins() -> None:
+    """Routes fer.training to the tiny model and this pipeline (for launch.py runs)."""
+    from fer.training import state as state_lib
+    from fer.training import train as train_lib
+
+    pipeline = FakePipeline()
+    state_lib.create_model = create_tiny_model
+    train_lib.default_pipeline = lambda: pipeline

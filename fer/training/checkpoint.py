@@ -36,16 +36,18 @@ class Checkpoints:
 
     def __init__(self, workdir: str, keep: int = 2, read_only: bool = False):
         self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
-        common = dict(create=not read_only, read_only=read_only)
+        # Readers open without orbax's read_only mode (it warns on every open);
+        # they never call save().
+        common = dict(create=not read_only)
         self.latest = ocp.CheckpointManager(
             os.path.join(self.directory, "latest"),
             options=ocp.CheckpointManagerOptions(max_to_keep=max(1, keep), **common),
             item_names=("state", "meta"))
+        # The loop saves here only on improvement (ties broken by loss), so
+        # keeping the newest one keeps the best.
         self.best = ocp.CheckpointManager(
             os.path.join(self.directory, "best"),
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, best_fn=lambda m: m["val_balanced_accuracy"],
-                best_mode="max", **common),
+            options=ocp.CheckpointManagerOptions(max_to_keep=1, **common),
             item_names=("state", "meta"))
 
     def save(self, epoch: int, state, meta: Mapping[str, Any], is_best: bool) -> None:
@@ -56,8 +58,7 @@ class Checkpoints:
         if epoch not in self.latest.all_steps():
             self.latest.save(epoch, args=args)
         if is_best and epoch not in self.best.all_steps():
-            self.best.save(epoch, args=args, metrics={
-                "val_balanced_accuracy": float(meta["val_balanced_accuracy"])})
+            self.best.save(epoch, args=args)
 
     def _manager(self, which: str) -> ocp.CheckpointManager:
         if which not in ("best", "latest"):

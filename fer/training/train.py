@@ -358,11 +358,12 @@ def train_and_evaluate(
 
     checkpoints = checkpoint_lib.Checkpoints(
         workdir, keep=int(config.get("keep_checkpoints", 2)))
-    start_epoch, best = 0, -np.inf
+    start_epoch, best, best_loss = 0, -np.inf, np.inf
     restored = checkpoints.restore_latest(state)
     if restored is not None:
         state, meta = restored
         start_epoch, best = int(meta["epoch"]), float(meta["best_balanced_accuracy"])
+        best_loss = float(meta.get("best_loss") or np.inf)
         logging.info("Resumed from the checkpoint of epoch %d in %s", start_epoch,
                      checkpoints.directory)
     _write_run_files(config, workdir, spec)
@@ -423,9 +424,12 @@ def train_and_evaluate(
                 "epoch_seconds": time.time() - started,
             }
             balanced = summary["balanced_accuracy"]
-            is_best = balanced is not None and balanced > best
+            # Ties (common on small validation sets) go to the lower loss.
+            is_best = balanced is not None and (
+                balanced > best or (balanced == best and summary["loss"] is not None
+                                    and summary["loss"] < best_loss))
             if is_best:
-                best = balanced
+                best, best_loss = balanced, summary["loss"]
             row["best_val_balanced_accuracy"] = best if np.isfinite(best) else None
             writer.write(row)
             history.append(row)
@@ -436,6 +440,7 @@ def train_and_evaluate(
                 + (" (best)" if is_best else ""))
             meta = {"epoch": epoch + 1, "step": int(state.step),
                     "best_balanced_accuracy": best if np.isfinite(best) else -1.0,
+                    "best_loss": best_loss if np.isfinite(best_loss) else None,
                     "val_balanced_accuracy": balanced, "val_accuracy": summary["accuracy"]}
             last_epoch = (epoch + 1) == int(config.epochs)
             every = max(1, int(config.get("checkpoint_every_epochs", 1)))

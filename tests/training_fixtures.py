@@ -41,7 +41,10 @@ class TinyNet(nn.Module):
 
 
 def create_tiny_model(config, num_classes):
+    """Mirrors fer.training.state.create_model for the tiny design."""
     kwargs = dict(config.get("model_kwargs", {}) or {})
+    if config.get("half_precision", False):
+        kwargs.setdefault("dtype", jnp.bfloat16)
     return TinyNet(num_classes=num_classes, **kwargs)
 
 

@@ -53,12 +53,13 @@ class Checkpoints:
     def save(self, epoch: int, state, meta: Mapping[str, Any], is_best: bool) -> None:
         args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                                   meta=ocp.args.JsonSave(dict(meta)))
-        # A run killed between the two saves redoes this epoch bit for bit, so a
-        # step that already exists holds the same state: keep it.
-        if epoch not in self.latest.all_steps():
-            self.latest.save(epoch, args=args)
+        # Best first: a run killed between the two saves resumes from the previous
+        # latest and redoes this epoch bit for bit, so a step that already
+        # exists holds the same state and is kept as it is.
         if is_best and epoch not in self.best.all_steps():
             self.best.save(epoch, args=args)
+        if epoch not in self.latest.all_steps():
+            self.latest.save(epoch, args=args)
 
     def _manager(self, which: str) -> ocp.CheckpointManager:
         if which not in ("best", "latest"):

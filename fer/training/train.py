@@ -292,7 +292,7 @@ def _write_run_files(config, workdir: str, spec: spec_lib.ModelSpec) -> None:
     spec.save(workdir)
 
 
-def _check_finite(sums: Mapping[str, Any], epoch: int, step: int,
+def _check_finite(sums: Mapping[str, Any], *, epoch: int, step: int,
                   last_good: int, checkpoint_dir: str) -> None:
     loss = float(sums["loss_sum"])
     if not np.isfinite(loss):
@@ -302,6 +302,41 @@ def _check_finite(sums: Mapping[str, Any], epoch: int, step: int,
             f"Training loss became {loss} in epoch {epoch + 1} (by step {step}); "
             f"stopping. {kept}. Lower config.learning_rate, set "
             f"config.grad_clip_norm, or check the data for bad values.")
+
+
+def _train_epoch(p_train: Callable, state: TrainState, batches: Iterable[Batch], *,
+                 batch_size: int, sharding: NamedSharding, progress, log_every: int,
+                 on_nan: Callable) -> tuple[TrainState, dict[str, Any] | None]:
+    """Runs one epoch's steps; returns the state and the epoch's metric sums (host).
+
+    Sums stay on device between steps (no host sync per step); every
+    `log_every` steps they are fetched for the progress bar and the NaN guard.
+    """
+    sums = None
+    local_size = batch_size // jax.process_count()
+    for i, batch in enumerate(batches):
+        state, metrics = p_train(state, shard_batch(pad_batch(batch, local_size), sharding))
+        sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+        progress.update(batch_size)
+        if (i + 1) % max(1, log_every) == 0:
+            host = jax.device_get(sums)
+            on_nan(host, step=int(state.step))
+            progress.set_postfix(loss=f"{host['loss_sum'] / host['count']:.3f}",
+                                 acc=f"{host['correct'] / host['count']:.3f}")
+    if sums is None:
+        return state, None
+    host = jax.device_get(sums)
+    on_nan(host, step=int(state.step))
+    return state, host
+
+
+def _epoch_line(row: Mapping[str, Any], epochs: int, is_best: bool) -> str:
+    def fmt(x):
+        return "n/a" if x is None else f"{x:.4f}"
+    return (f"epoch {row['epoch']}/{epochs}: train loss {fmt(row['train_loss'])} "
+            f"acc {fmt(row['train_accuracy'])} | val loss {fmt(row['val_loss'])} "
+            f"acc {fmt(row['val_accuracy'])} balanced {fmt(row['val_balanced_accuracy'])}"
+            + (" (best)" if is_best else ""))
 
 
 def train_and_evaluate(
@@ -350,8 +385,8 @@ def train_and_evaluate(
 
     model = state_lib.create_model(config, num_classes)
     tx = state_lib.create_optimizer(config, steps_per_epoch)
-    state = state_lib.create_train_state(jax.random.PRNGKey(int(config.seed)), model, tx,
-                               input_shape(config))
+    state = state_lib.create_train_state(jax.random.PRNGKey(int(config.seed)), model,
+                                         tx, input_shape(config))
     state = jax.device_put(state, replicated)
     p_train, p_eval = compile_steps(model, tx, mesh, num_classes, class_weights,
                                     float(config.get("label_smoothing", 0.0)))
@@ -379,72 +414,56 @@ def train_and_evaluate(
         total=int(config.epochs) * steps_per_epoch * batch_size,
         initial=start_epoch * steps_per_epoch * batch_size,
         enabled=bool(config.get("progress_bar", True)) and jax.process_index() == 0)
-    log_every = max(1, int(config.get("log_every_steps", 50)))
     last_saved = start_epoch
     try:
         for epoch in range(start_epoch, int(config.epochs)):
             started = time.time()
-            sums = None
-            batches = itertools.islice(
-                _split(input_pipeline, config, config.train_split, train=True, batch_size=batch_size,
-                       epoch=epoch), steps_per_epoch)
-            for i, batch in enumerate(batches):
-                state, metrics = p_train(state, shard_batch(pad_batch(
-                    batch, batch_size // jax.process_count()), data_sharding))
-                sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
-                progress.update(batch_size)
-                if (i + 1) % log_every == 0:
-                    host = jax.device_get(sums)
-                    _check_finite(host, epoch, int(state.step), last_saved,
-                                  checkpoints.directory)
-                    progress.set_postfix(loss=f"{host['loss_sum'] / host['count']:.3f}",
-                                         acc=f"{host['correct'] / host['count']:.3f}")
-            if sums is None:
+            batches = itertools.islice(_split(
+                input_pipeline, config, config.train_split, train=True,
+                batch_size=batch_size, epoch=epoch), steps_per_epoch)
+            state, train_sums = _train_epoch(
+                p_train, state, batches, batch_size=batch_size, sharding=data_sharding,
+                progress=progress, log_every=int(config.get("log_every_steps", 50)),
+                on_nan=functools.partial(_check_finite, epoch=epoch, last_good=last_saved,
+                                         checkpoint_dir=checkpoints.directory))
+            if train_sums is None:
                 raise ValueError(f"the {config.train_split!r} split gave no batches "
                                  f"in epoch {epoch + 1}")
-            train_sums = jax.device_get(sums)
-            _check_finite(train_sums, epoch, int(state.step), last_saved,
-                          checkpoints.directory)
-            train_time = time.time() - started
-
+            train_seconds = time.time() - started
             result = run_evaluation(
-                p_eval, model_variables(state), _split(input_pipeline, config, config.eval_split, train=False,
-                                      batch_size=eval_batch_size),
+                p_eval, model_variables(state),
+                _split(input_pipeline, config, config.eval_split, train=False,
+                       batch_size=eval_batch_size),
                 batch_size=eval_batch_size, sharding=data_sharding,
                 num_classes=num_classes)
             summary = eval_summary(result, label_set.labels)
+            balanced, val_loss = summary["balanced_accuracy"], summary["loss"]
+            # Ties (common on small validation sets) go to the lower loss.
+            is_best = balanced is not None and (
+                balanced > best or (balanced == best and val_loss is not None
+                                    and val_loss < best_loss))
+            if is_best:
+                best, best_loss = balanced, val_loss
             row = {
                 "epoch": epoch + 1, "step": int(state.step),
                 "train_loss": float(train_sums["loss_sum"] / train_sums["count"]),
                 "train_accuracy": float(train_sums["correct"] / train_sums["count"]),
-                "val_loss": summary["loss"], "val_accuracy": summary["accuracy"],
-                "val_balanced_accuracy": summary["balanced_accuracy"],
-                "val_macro_f1": summary["macro_f1"],
-                "images_per_second": steps_per_epoch * batch_size / max(train_time, 1e-9),
+                "val_loss": val_loss, "val_accuracy": summary["accuracy"],
+                "val_balanced_accuracy": balanced, "val_macro_f1": summary["macro_f1"],
+                "best_val_balanced_accuracy": best if np.isfinite(best) else None,
+                "images_per_second": steps_per_epoch * batch_size / max(train_seconds, 1e-9),
                 "epoch_seconds": time.time() - started,
             }
-            balanced = summary["balanced_accuracy"]
-            # Ties (common on small validation sets) go to the lower loss.
-            is_best = balanced is not None and (
-                balanced > best or (balanced == best and summary["loss"] is not None
-                                    and summary["loss"] < best_loss))
-            if is_best:
-                best, best_loss = balanced, summary["loss"]
-            row["best_val_balanced_accuracy"] = best if np.isfinite(best) else None
             writer.write(row)
             history.append(row)
-            progress.write(
-                f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f} "
-                f"acc {row['train_accuracy']:.4f} | val loss {row['val_loss']:.4f} "
-                f"acc {row['val_accuracy']:.4f} balanced {balanced:.4f}"
-                + (" (best)" if is_best else ""))
+            if jax.process_index() == 0:
+                progress.write(_epoch_line(row, int(config.epochs), is_best))
             meta = {"epoch": epoch + 1, "step": int(state.step),
                     "best_balanced_accuracy": best if np.isfinite(best) else -1.0,
                     "best_loss": best_loss if np.isfinite(best_loss) else None,
                     "val_balanced_accuracy": balanced, "val_accuracy": summary["accuracy"]}
-            last_epoch = (epoch + 1) == int(config.epochs)
             every = max(1, int(config.get("checkpoint_every_epochs", 1)))
-            if last_epoch or (epoch + 1) % every == 0 or is_best:
+            if (epoch + 1) == int(config.epochs) or (epoch + 1) % every == 0 or is_best:
                 checkpoints.save(epoch + 1, state, meta, is_best=is_best)
                 last_saved = epoch + 1
             if on_epoch_end is not None:

@@ -6,11 +6,19 @@ launch.py's real command line in a subprocess (flags, config overrides, reports)
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
+import jax
+import numpy as np
 import pytest
+
+import training_fixtures as fx
+from fer.training import checkpoint as checkpoint_lib
+from fer.training import state as state_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,12 +32,21 @@ RUN_WITH_STAND_INS = textwrap.dedent("""
 """)
 
 
-def _launch(argv, cwd):
+OVERRIDES = ["--config.image_size=8", "--config.model=tiny", "--config.batch_size=32",
+             "--config.epochs=2", "--config.progress_bar=False",
+             "--config.learning_rate=0.01"]
+
+
+def _command(argv):
     script = RUN_WITH_STAND_INS.format(
         repo=REPO, tests=os.path.join(REPO, "tests"), argv=argv,
         launch=os.path.join(REPO, "launch.py"))
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env,
+    return [sys.executable, "-c", script]
+
+
+def _launch(argv, cwd, **env):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", **env)
+    out = subprocess.run(_command(argv), cwd=cwd, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     return out.stdout + out.stderr
@@ -39,10 +56,7 @@ def _launch(argv, cwd):
 def trained(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("launch")
     workdir = str(cwd / "run")
-    overrides = ["--config.image_size=8", "--config.model=tiny", "--config.batch_size=32",
-                 "--config.epochs=2", "--config.progress_bar=False",
-                 "--config.learning_rate=0.01"]
-    output = _launch([f"--workdir={workdir}"] + overrides, cwd)
+    output = _launch([f"--workdir={workdir}"] + OVERRIDES, cwd)
     return workdir, output
 
 
@@ -68,3 +82,29 @@ def test_evaluate_mode_scores_a_split_training_never_saw(trained, tmp_path):
     assert report["split"] == "test" and report["num_examples"] == 40
     assert report["checkpoint"] == "latest"
     assert "| tiny | demo | test | 40 |" in output
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_state(trained, tmp_path,
+                                                         monkeypatch):
+    """SIGKILL after the first checkpoint, rerun the same command: same parameters."""
+    workdir = str(tmp_path / "run")
+    argv = [f"--workdir={workdir}"] + OVERRIDES
+    env = dict(os.environ, JAX_PLATFORMS="cpu", FER_TEST_STEP_SLEEP="0.15")
+    proc = subprocess.Popen(_command(argv), cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = os.path.join(workdir, "checkpoints", "latest", "1")
+    deadline = time.time() + 120
+    while not os.path.isdir(first) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    killed_mid_run = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed_mid_run and os.path.isdir(first), "run ended before it could be killed"
+    output = _launch(argv, tmp_path)
+    assert "epoch 2/2" in output and "epoch 1/2" not in output  # Resumed at epoch 2.
+
+    monkeypatch.setattr(state_lib, "create_model", fx.create_tiny_model)
+    _, resumed, _, _ = checkpoint_lib.load_model(workdir, "latest")
+    _, uninterrupted, _, _ = checkpoint_lib.load_model(trained[0], "latest")
+    for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(uninterrupted)):
+        assert np.array_equal(np.asarray(a), np.asarray(b))

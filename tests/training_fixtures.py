@@ -8,6 +8,8 @@ order a function of (seed, epoch), last eval batch padded with mask 0).
 
 from __future__ import annotations
 
+import os
+import time
 import types
 
 import flax.linen as nn
@@ -60,7 +62,7 @@ class FakePipeline:
     """In-memory fer.data.input_pipeline stand-in."""
 
     def __init__(self, num_train: int = 256, num_val: int = 60, num_test: int = 40,
-                 nan_from_epoch=None):
+                 nan_from_epoch=None, step_sleep: float = 0.0):
         rng = np.random.default_rng(1234)
         k = LABEL_SET.num_classes
         self.splits = {}
@@ -69,6 +71,7 @@ class FakePipeline:
             labels = rng.integers(0, k, n).astype(np.int32)
             self.splits[split] = (make_images(labels, rng), labels)
         self.nan_from_epoch = nan_from_epoch
+        self.step_sleep = step_sleep  # Slows training so a test can kill it mid-run.
 
     def get_dataset_info(self, config):
         k = LABEL_SET.num_classes
@@ -98,6 +101,8 @@ class FakePipeline:
             if self.nan_from_epoch is not None and train and epoch >= self.nan_from_epoch:
                 image[:] = np.nan
             n = len(idx)
+            if train and self.step_sleep:
+                time.sleep(self.step_sleep)
             batch = {"image": image, "label": labels[idx],
                      "target": np.eye(k, dtype=np.float32)[labels[idx]],
                      "mask": np.ones((n,), np.float32)}
@@ -129,6 +134,6 @@ def install_stand_ins() -> None:
     from fer.training import state as state_lib
     from fer.training import train as train_lib
 
-    pipeline = FakePipeline()
+    pipeline = FakePipeline(step_sleep=float(os.environ.get("FER_TEST_STEP_SLEEP", 0)))
     state_lib.create_model = create_tiny_model
     train_lib.default_pipeline = lambda: pipeline

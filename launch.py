@@ -33,8 +33,8 @@ _WORKDIR = flags.DEFINE_string(
 _MODE = flags.DEFINE_enum(
     "mode", "train", ["train", "evaluate"],
     "train: train (or resume), evaluate the best checkpoint, export. evaluate: score "
-    "the workdir's checkpoint (--config.checkpoint=best|latest) or an exported model "
-    "directory (--config.checkpoint=DIR) on --config.split.")
+    "the workdir's checkpoint (--config.checkpoint=best|latest|<epoch>) or an exported "
+    "model (--config.checkpoint=DIR or FILE.tflite) on --config.split.")
 
 DEMO_NOTE = (
     "This run uses fer's embedded DEMO set: synthetic images, not real faces. Its "
@@ -127,9 +127,11 @@ def evaluate_main(config, workdir: str) -> dict:
 
     split = config.split
     source = str(config.checkpoint)
-    if os.path.isdir(source):  # An exported model directory.
+    if _is_export(source):
         summary = _evaluate_export(config, source, split)
-        out_dir = os.path.join(source, f"eval_{split}")
+        directory = source if os.path.isdir(source) else os.path.dirname(source)
+        name = os.path.splitext(os.path.basename(summary["checkpoint"]))[0]
+        out_dir = os.path.join(directory, f"eval_{split}_{name}")
     else:
         which = int(source) if source.isdigit() else source
         model, variables, spec, _ = checkpoint_lib.load_model(workdir, which)
@@ -147,12 +149,17 @@ def evaluate_main(config, workdir: str) -> dict:
     return summary
 
 
-def _evaluate_export(config, directory: str, split: str) -> dict:
+def _is_export(source: str) -> bool:
+    """An exported model: a directory (model.tflite + model.json) or a .tflite file."""
+    return os.path.isdir(source) or source.endswith(".tflite")
+
+
+def _evaluate_export(config, source: str, split: str) -> dict:
     try:
         from fer.export import runtime
     except ImportError as e:
         raise SystemExit(f"Evaluating an exported model needs fer.export.runtime: {e}")
-    return runtime.evaluate_export(directory, config, split)
+    return runtime.evaluate_export(source, config, split)
 
 
 def _quiet_library_logs() -> None:
@@ -179,7 +186,7 @@ def main(argv):
         workdir = _WORKDIR.value or default_workdir(config)
         train_main(config, workdir)
     else:
-        if not _WORKDIR.value and not os.path.isdir(str(config.checkpoint)):
+        if not _WORKDIR.value and not _is_export(str(config.checkpoint)):
             raise app.UsageError("--mode=evaluate needs --workdir (a trained run) or "
                                  "--config.checkpoint=<exported model directory>")
         overrides = config_flags.get_override_values(flags.FLAGS["config"])

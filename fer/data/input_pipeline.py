@@ -1,0 +1,255 @@
+"""The grain input pipeline: one epoch of batches, reproducible from (seed, epoch).
+
+    records (fer.data.sources) -> epoch order (seeded shuffle or class-balanced draw)
+    -> shard per JAX process -> preprocessing variant -> resize -> [0, 1]
+    -> augmentation (training only) -> batches of image/label/target/mask
+
+Training resumes at epoch boundaries, so an epoch's order and augmentation depend
+only on (seed, epoch): grain derives each record's random generator from the
+sampler seed and the record's position in the epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Iterator
+
+import grain.python as grain
+import numpy as np
+
+from fer import labels as labels_lib
+from fer import spec as spec_lib
+from fer.data import augment as augment_lib
+from fer.data import preprocessing
+from fer.data import sources as sources_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    label_set: labels_lib.LabelSet
+    num_examples: dict[str, int]
+    class_counts: dict[str, np.ndarray]
+
+
+# ----------------------------------------------------------------------------
+# The dataset behind a config (built once, then cached for this process).
+
+_DATASET_FIELDS = ("dataset", "data_dir", "tfds_dir", "image_size", "affectnet_protocol",
+                   "affectnet_reduced")
+
+
+def _dataset_key(config) -> tuple:
+    return tuple(str(config.get(field, "")) for field in _DATASET_FIELDS)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(key: tuple) -> sources_lib.Dataset:
+    fields = dict(zip(_DATASET_FIELDS, key))
+    fields["image_size"] = int(fields["image_size"] or 48)
+    fields["affectnet_reduced"] = fields["affectnet_reduced"] == "True"
+    return sources_lib.load(_MiniConfig(fields))
+
+
+class _MiniConfig(dict):
+    """The fields `sources.load` reads, with ConfigDict's attribute access and `get`."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def load_dataset(config) -> sources_lib.Dataset:
+    known = ("demo", "fer2013", "ferplus", "affectnet", "image_folder")
+    if config.dataset not in known:
+        raise ValueError(f"unknown dataset {config.dataset!r}; expected one of {list(known)}")
+    return _load_cached(_dataset_key(config))
+
+
+def get_dataset_info(config) -> DatasetInfo:
+    """Label set, examples and per-class counts of every split (builds the dataset if needed)."""
+    dataset = load_dataset(config)
+    k = dataset.label_set.num_classes
+    return DatasetInfo(
+        label_set=dataset.label_set,
+        num_examples={name: len(s.labels) for name, s in dataset.splits.items()},
+        class_counts={name: np.bincount(s.labels, minlength=k).astype(np.int64)
+                      for name, s in dataset.splits.items()})
+
+
+def class_weights(counts: np.ndarray) -> np.ndarray:
+    """Inverse-frequency weights with mean 1 over the classes present; 0 for absent ones.
+
+    A class with no training example cannot be learned, and a finite weight for it
+    is harmless (no example ever carries it), so it gets 0 rather than infinity.
+    """
+    counts = np.asarray(counts, np.float64)
+    if counts.ndim != 1 or (counts < 0).any():
+        raise ValueError(f"class counts must be a non-negative vector, got {counts}")
+    present = counts > 0
+    if not present.any():
+        raise ValueError("class weights of a split with no examples")
+    weights = np.zeros_like(counts)
+    weights[present] = 1.0 / counts[present]
+    weights *= present.sum() / weights[present].sum()
+    return weights.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------
+# Per-record work (runs in grain workers: plain, picklable, no JAX).
+
+class ToExample(grain.RandomMapTransform):
+    """Record -> {'image' float32 (H, W, C), 'label' int32, 'target' float32 (K,)}."""
+
+    def __init__(self, *, image_size: int, channels: int, preprocessing_name: str,
+                 augment: bool, num_classes: int, soft_targets: bool):
+        self.image_size = int(image_size)
+        self.channels = int(channels)
+        self.preprocessing_name = preprocessing.canonical_name(preprocessing_name)
+        self.augment = bool(augment)
+        self.num_classes = int(num_classes)
+        self.soft_targets = bool(soft_targets)
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (gray) or 3, got {channels}")
+
+    def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        gray = preprocessing.to_gray(np.asarray(record["image"], np.uint8))
+        gray = preprocessing.apply(self.preprocessing_name, gray)
+        gray = preprocessing.resize(gray, self.image_size)
+        image = spec_lib.normalise(gray)
+        if self.augment:
+            image = augment_lib.augment(image, rng)
+        image = np.repeat(image[..., None], self.channels, axis=-1)
+        label = int(record["label"])
+        if self.soft_targets and "votes" in record:
+            target = np.asarray(record["votes"], np.float32)
+        else:
+            target = np.zeros(self.num_classes, np.float32)
+            target[label] = 1.0
+        return {"image": image, "label": np.int32(label), "target": target}
+
+
+# ----------------------------------------------------------------------------
+# Epochs.
+
+def _seed_for(seed: int, epoch: int) -> int:
+    """A 31-bit grain seed that differs for every (seed, epoch)."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), 0xFE2]).generate_state(1)[0]
+               & 0x7FFFFFFF)
+
+
+def epoch_order(labels: np.ndarray, *, seed: int, epoch: int, shuffle: bool,
+                balanced: bool) -> np.ndarray:
+    """Indices of one epoch: all records once, shuffled, or a class-balanced draw.
+
+    The balanced draw picks len(labels) records with replacement, each class with
+    equal probability (classes without examples excluded).
+    """
+    n = len(labels)
+    if not shuffle:
+        return np.arange(n)
+    rng = np.random.default_rng([int(seed), int(epoch), 0xBA1])
+    if not balanced:
+        return rng.permutation(n)
+    counts = np.bincount(labels)
+    p = 1.0 / counts[labels]
+    return rng.choice(n, size=n, replace=True, p=p / p.sum())
+
+
+def _padding_batch(batch_size: int, image_shape: tuple[int, ...],
+                   num_classes: int) -> dict[str, np.ndarray]:
+    return {"image": np.zeros((batch_size, *image_shape), np.float32),
+            "label": np.zeros((batch_size,), np.int32),
+            "target": np.zeros((batch_size, num_classes), np.float32),
+            "mask": np.zeros((batch_size,), np.float32)}
+
+
+def _pad(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
+    n = len(batch["label"])
+    batch = dict(batch, mask=np.ones((n,), np.float32))
+    if n == batch_size:
+        return batch
+    return {k: np.concatenate([v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)])
+            for k, v in batch.items()}
+
+
+def _mark_flags_parsed() -> None:
+    """grain's worker processes read absl flags; outside absl.app they are unparsed."""
+    from absl import flags  # noqa: PLC0415
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def create_split(config, split: str, *, train: bool, batch_size: int, seed: int,
+                 epoch: int = 0, shard_index: int | None = None,
+                 shard_count: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """One epoch of batches of `split` for this process's shard.
+
+    train=True: shuffled (or class-balanced with config.balanced_sampling), augmented
+    when config.augment, the remainder dropped, every mask 1. train=False: file
+    order, no augmentation, every example exactly once, the last batch padded with
+    mask 0; every shard yields the same number of batches so that processes stay in
+    step. The order is a pure function of (seed, epoch).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if shard_index is None or shard_count is None:
+        import jax  # noqa: PLC0415
+
+        shard_index, shard_count = jax.process_index(), jax.process_count()
+    dataset = load_dataset(config)
+    data = dataset.split(split)
+    num_classes = dataset.label_set.num_classes
+    size = int(config.get("image_size", spec_lib.DEFAULT_IMAGE_SIZE))
+    channels = int(config.get("channels", spec_lib.DEFAULT_CHANNELS))
+    soft = str(config.get("label_mode", "majority")) == "probability"
+    if soft and config.dataset not in ("ferplus", "demo"):
+        raise ValueError(f"label_mode='probability' needs vote counts (ferplus or demo), "
+                         f"not {config.dataset!r}")
+    if str(config.get("label_mode", "majority")) not in ("majority", "probability"):
+        raise ValueError(f"label_mode must be 'majority' or 'probability', "
+                         f"got {config.label_mode!r}")
+
+    order = epoch_order(data.labels, seed=seed, epoch=epoch, shuffle=train,
+                        balanced=train and bool(config.get("balanced_sampling", False)))
+    source = sources_lib.SubsetSource(data.source, order)
+    transform = ToExample(
+        image_size=size, channels=channels,
+        preprocessing_name=str(config.get("preprocessing", "none")),
+        augment=train and bool(config.get("augment", False)),
+        num_classes=num_classes, soft_targets=soft)
+    return _batches(source, transform, batch_size=batch_size, train=train,
+                    seed=_seed_for(seed, epoch), shard_index=int(shard_index),
+                    shard_count=int(shard_count), workers=int(config.get("num_workers", 0)),
+                    image_shape=(size, size, channels), num_classes=num_classes)
+
+
+def _batches(source, transform, *, batch_size: int, train: bool, seed: int,
+             shard_index: int, shard_count: int, workers: int,
+             image_shape: tuple[int, ...], num_classes: int):
+    n = len(source)
+    per_shard = n // shard_count if train else math.ceil(n / shard_count)
+    expected = per_shard // batch_size if train else math.ceil(per_shard / batch_size)
+    produced = 0
+    if n > 0 and (not train or expected > 0):
+        if workers > 0:
+            _mark_flags_parsed()
+        sampler = grain.IndexSampler(
+            num_records=n, shuffle=False, num_epochs=1, seed=seed,
+            shard_options=grain.ShardOptions(shard_index, shard_count,
+                                             drop_remainder=train))
+        loader = grain.DataLoader(
+            data_source=source, sampler=sampler, worker_count=workers,
+            operations=[transform, grain.Batch(batch_size, drop_remainder=train)])
+        for batch in loader:
+            if produced == expected:  # Shards grain balanced differently: keep all in step.
+                break
+            yield _pad(batch, batch_size)
+            produced += 1
+    while produced < expected:  # Eval: this shard ran out before the longest one.
+        yield _padding_batch(batch_size, image_shape, num_classes)
+        produced += 1

@@ -283,3 +283,52 @@ def load_record(export_dir: str) -> dict[str, Any]:
     path = os.path.join(export_dir, EXPORT_RECORD)
     with open(path) as f:
         return json.load(f)
+
+
+def split_images(config, split: str, limit: int, *, pipeline=None,
+                 batch_size: int = 256) -> np.ndarray:
+    """Up to `limit` float images in [0, 1] of one split, in the pipeline's eval order."""
+    if pipeline is None:
+        from fer.data import input_pipeline as pipeline
+    images, count = [], 0
+    for batch in pipeline.create_split(config, split, train=False,
+                                       batch_size=batch_size, seed=int(config.get("seed", 0))):
+        keep = np.asarray(batch.get("mask", np.ones(len(batch["image"])))) > 0
+        chosen = np.asarray(batch["image"], np.float32)[keep][:limit - count]
+        images.append(chosen)
+        count += len(chosen)
+        if count >= limit:
+            break
+    if not count:
+        raise ValueError(f"split {split!r} of dataset {config.get('dataset')!r} gave no "
+                         "images to calibrate or validate the export with")
+    return np.concatenate(images)
+
+
+def export_workdir(workdir: str, variants: Sequence[str] = ("float32",), *,
+                   calibration: int = MAX_CALIBRATION_IMAGES,
+                   num_validation: int = 1000, which: str | int = "best",
+                   out_dir: str | None = None,
+                   min_int8_agreement: float = MIN_INT8_AGREEMENT,
+                   pipeline=None) -> str:
+    """Exports a training run's checkpoint to `workdir/export/`; returns that directory.
+
+    Calibration images come from the run's training split and comparison
+    images from its validation split, read through the same input pipeline
+    (and preprocessing) as training, so the int8 ranges match what the model saw.
+    """
+    from fer.training import checkpoint as checkpoint_lib
+
+    module, variables, spec, config = checkpoint_lib.load_model(workdir, which)
+    calibration_images = None
+    if "int8" in variants:
+        calibration_images = split_images(
+            config, config.get("train_split", "train"), calibration, pipeline=pipeline)
+    validation_images = split_images(
+        config, config.get("eval_split", "validation"), num_validation, pipeline=pipeline)
+    out_dir = out_dir or os.path.join(workdir, EXPORT_DIRNAME)
+    export(module, variables, spec, out_dir, variants=variants,
+           calibration_images=calibration_images, validation_images=validation_images,
+           min_int8_agreement=min_int8_agreement, max_calibration_images=calibration,
+           seed=int(config.get("seed", 0)))
+    return out_dir

@@ -1,0 +1,186 @@
+"""Export to TFLite: four variants of a trained tiny BN model, checked against JAX.
+
+One run is trained (tiny stand-in model and in-memory pipeline of the training
+tests) and exported once per module: TF conversion is the slow part.
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import training_fixtures as fx
+from fer import spec as spec_lib
+from fer.export import runtime
+from fer.export import tflite
+from fer.training import checkpoint as checkpoint_lib
+from fer.training import state as state_lib
+from fer.training import train as train_lib
+
+# BatchNorm at inference is x * a + b; folded into the convolution it leaves none.
+BATCH_NORM_OPS = {"MUL", "SUB", "RSQRT", "ADD"}
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return fx.FakePipeline(num_train=256, num_val=200)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, pipeline):
+    """(workdir, export dir, export record) of a 3-epoch tiny run with BatchNorm."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
+    workdir = str(tmp_path_factory.mktemp("run"))
+    config = fx.tiny_config(model_kwargs={"batch_norm": True}, learning_rate=1e-2)
+    train_lib.train_and_evaluate(config, workdir, pipeline=pipeline)
+    out_dir = tflite.export_workdir(workdir, tflite.VARIANTS, pipeline=pipeline)
+    yield workdir, out_dir, tflite.load_record(out_dir)
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def loaded(trained):
+    mp = pytest.MonkeyPatch()
+    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
+    yield checkpoint_lib.load_model(trained[0], "best")
+    mp.undo()
+
+
+def _validation_uint8(pipeline):
+    images = pipeline.splits["validation"][0]
+    return np.rint(images * 255).astype(np.uint8)
+
+
+def test_every_variant_is_written_with_builtin_ops_only(trained):
+    _, out_dir, record = trained
+    assert set(record["variants"]) == set(tflite.VARIANTS) and not record["refused"]
+    for variant, entry in record["variants"].items():
+        path = os.path.join(out_dir, entry["file"])
+        assert entry["file"] == runtime.model_filename(variant)
+        assert os.path.getsize(path) == entry["bytes"] > 0
+        ops = runtime.LiteRTClassifier(path).op_names()
+        assert ops and not tflite.builtin_op_problems(ops), ops
+        assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops)
+    assert os.path.exists(os.path.join(out_dir, "model.tflite"))
+    assert os.path.exists(os.path.join(out_dir, "model.json"))
+    sizes = {v: e["bytes"] for v, e in record["variants"].items()}
+    assert sizes["int8"] < sizes["float32"] and sizes["float16"] < sizes["float32"]
+
+
+def test_batch_norm_is_folded(trained, loaded):
+    _, out_dir, record = trained
+    assert "batch_stats" in loaded[1]  # The model really has BatchNorm...
+    ops = set(record["variants"]["float32"]["ops"])
+    assert not ops & BATCH_NORM_OPS, ops  # ...and the exported graph does not.
+
+
+def test_float32_probabilities_equal_jax(trained, loaded, pipeline):
+    _, out_dir, record = trained
+    module, variables, spec, _ = loaded
+    faces = _validation_uint8(pipeline)
+    expected = np.asarray(jax.nn.softmax(
+        module.apply(variables, spec_lib.normalise(faces), train=False)))
+    got = runtime.LiteRTClassifier(out_dir).predict_probs(faces)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert record["variants"]["float32"]["max_abs_delta_p"] < 1e-5
+    assert record["variants"]["float32"]["top1_agreement"] == 1.0
+
+
+def test_int8_agreement_is_recorded_and_measured_on_validation(trained, pipeline):
+    _, out_dir, record = trained
+    entry = record["variants"]["int8"]
+    assert record["validation_source"] == "validation"
+    assert entry["num_validation"] == len(pipeline.splits["validation"][1])
+    assert entry["top1_agreement"] >= tflite.MIN_INT8_AGREEMENT
+    classifier = runtime.LiteRTClassifier(out_dir, variant="int8")
+    assert classifier.input_dtype == np.int8  # Full integer, input included.
+    faces = _validation_uint8(pipeline)
+    int8 = classifier.predict_probs(faces)
+    float32 = runtime.LiteRTClassifier(out_dir).predict_probs(faces)
+    agreement = np.mean(int8.argmax(-1) == float32.argmax(-1))
+    assert agreement >= 0.98
+    np.testing.assert_allclose(int8.sum(-1), 1.0, atol=0.05)
+
+
+def test_badly_calibrated_int8_is_refused_and_not_kept(tmp_path, loaded, pipeline):
+    module, variables, spec, _ = loaded
+    faces = _validation_uint8(pipeline)
+    stale = tmp_path / "model_int8.tflite"
+    stale.write_bytes(b"an earlier export")
+    with pytest.raises(tflite.Int8AgreementError, match="int8 model refused"):
+        # Black calibration images: every activation range collapses to zero.
+        tflite.export(module, variables, spec, str(tmp_path), variants=("float32", "int8"),
+                      calibration_images=np.zeros_like(faces[:20]),
+                      validation_images=faces)
+    assert not stale.exists()
+    assert (tmp_path / "model.tflite").exists()
+    record = json.loads((tmp_path / "export.json").read_text())
+    assert set(record["variants"]) == {"float32"}
+    assert record["refused"]["int8"]["top1_agreement"] < tflite.MIN_INT8_AGREEMENT
+
+
+def test_agreement_threshold_is_enforced(tmp_path, loaded, pipeline):
+    module, variables, spec, _ = loaded
+    faces = _validation_uint8(pipeline)
+    with pytest.raises(tflite.Int8AgreementError) as error:
+        tflite.export(module, variables, spec, str(tmp_path), variants=("int8",),
+                      calibration_images=faces, validation_images=faces,
+                      min_int8_agreement=1.01)
+    assert error.value.record["refused"]["int8"]["top1_agreement"] <= 1.0
+    assert not list(tmp_path.glob("*.tflite"))
+
+
+def test_model_json_round_trips(trained, loaded):
+    _, out_dir, record = trained
+    spec = loaded[2]
+    assert spec_lib.ModelSpec.load(out_dir) == spec
+    assert spec_lib.ModelSpec.from_dict(record["spec"]) == spec
+    classifier = runtime.LiteRTClassifier(os.path.join(out_dir, "model_float16.tflite"))
+    assert classifier.spec == spec and classifier.labels == spec.labels
+
+
+def test_runtime_accepts_both_layouts_and_rejects_bad_input(trained, pipeline):
+    _, out_dir, _ = trained
+    classifier = runtime.LiteRTClassifier(out_dir, num_threads=2)
+    faces = _validation_uint8(pipeline)[:5]
+    with_channel = classifier.predict_probs(faces)
+    without = classifier.predict_probs(faces[..., 0])
+    np.testing.assert_array_equal(with_channel, without)
+    assert classifier.predict(faces) == [
+        classifier.spec.labels[i] for i in with_channel.argmax(-1)]
+    assert classifier.predict_probs(faces[:0]).shape == (0, classifier.spec.num_classes)
+    with pytest.raises(ValueError, match="expected faces of shape"):
+        classifier.predict_probs(np.zeros((2, 5, 5), np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        classifier.predict_probs(faces.astype(np.float32))
+    with pytest.raises(FileNotFoundError, match="no TFLite model"):
+        runtime.LiteRTClassifier(out_dir, variant="bfloat3")
+
+
+def test_evaluate_export_matches_the_jax_evaluation(trained, loaded, pipeline):
+    workdir, out_dir, _ = trained
+    module, variables, _, config = loaded
+    jax_summary = train_lib.evaluate(config, module, variables, "validation",
+                                     pipeline=pipeline)
+    lite = runtime.evaluate_export(out_dir, config, "validation", pipeline=pipeline)
+    assert lite["num_examples"] == jax_summary["num_examples"]
+    assert lite["confusion"] == jax_summary["confusion"]
+    assert lite["loss"] == pytest.approx(jax_summary["loss"], rel=1e-4)
+
+
+def test_bad_requests_fail_clearly(tmp_path, loaded):
+    module, variables, spec, _ = loaded
+    images = np.zeros((4, *spec.input_shape), np.uint8)
+    with pytest.raises(ValueError, match="variants"):
+        tflite.export(module, variables, spec, str(tmp_path), variants=("bf16",),
+                      validation_images=images)
+    with pytest.raises(ValueError, match="validation images: expected"):
+        tflite.export(module, variables, spec, str(tmp_path),
+                      validation_images=np.zeros((4, 3, 3), np.uint8))
+    with pytest.raises(ValueError, match="needs calibration images"):
+        tflite.export(module, variables, spec, str(tmp_path), variants=("int8",),
+                      validation_images=images)

@@ -1,0 +1,152 @@
+"""The `fer` console script: scan, filter, predict, gallery (also `python -m fer`).
+
+  fer scan DIR [--db PATH] [--model DIR] [--detector blazeface|haar] [--workers N]
+  fer filter --label happy [--db PATH]
+  fer predict PHOTO... [--model DIR] [--detector ...]
+  fer gallery [--db PATH] [--out DIR | --serve [--host 127.0.0.1] [--port 8000]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+from fer import labels as labels_lib
+from fer.gallery import analyze as analyze_lib
+
+DEFAULT_DB = "fer-gallery.sqlite"
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="DIR", default=None,
+                   help="exported model directory (model.tflite + model.json); default: "
+                        "$FER_MODEL or the model shipped in fer/assets/model")
+    p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
+                   help="face detector (default: blazeface)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer", description="Find faces in photos, classify their expressions, "
+                                "index and browse them.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("scan", help="index every photo under DIR (incremental)")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"index file (default: {DEFAULT_DB})")
+    _add_model_args(p)
+    p.add_argument("--workers", type=int, default=2,
+                   help="worker processes (default: 2, one per core)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("filter", help="print indexed photos with an expression")
+    p.add_argument("--label", required=True,
+                   help="expression (any spelling, e.g. happy, happiness) or 'multiple'")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--json", action="store_true", help="JSON lines with faces")
+
+    p = sub.add_parser("predict", help="classify photos now; JSON out")
+    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    _add_model_args(p)
+
+    p = sub.add_parser("gallery", help="web page of the index")
+    p.add_argument("--db", default=DEFAULT_DB)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="DIR", help="write index.html + thumbs/ here")
+    where.add_argument("--serve", action="store_true", help="serve on http://HOST:PORT")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind with --serve (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port with --serve (0: any free)")
+    return parser
+
+
+def _scan(args) -> int:
+    from fer.gallery import index as index_lib
+    from fer.gallery import scan as scan_lib
+
+    model_dir = args.model or analyze_lib.default_model_dir()
+    factory = scan_lib.analyzer_factory(model_dir, args.detector)
+    factory()  # Fail fast (bad model dir, missing detector) before walking the tree.
+    conn = index_lib.connect(args.db)
+    try:
+        summary = scan_lib.scan(
+            args.dir, conn, factory, scan_lib.model_fingerprint(model_dir, args.detector),
+            workers=args.workers, progress=not args.quiet)
+    finally:
+        conn.close()
+    print(json.dumps(summary.to_json(), indent=2) if args.json else summary.format())
+    return 0
+
+
+def _filter(args) -> int:
+    from fer.gallery import index as index_lib
+
+    label = args.label.strip().lower()
+    label = label if label == analyze_lib.MULTIPLE else labels_lib.canonical(label)
+    conn = index_lib.open_existing(args.db)
+    try:
+        for photo in index_lib.photos(conn, label):
+            if args.json:
+                print(json.dumps({k: photo[k] for k in (
+                    "path", "label", "confidence", "faces")}, ensure_ascii=False))
+            else:
+                print(photo["path"])
+    finally:
+        conn.close()
+    return 0
+
+
+def _predict(args) -> int:
+    from fer.gallery import photos as photos_lib
+    from fer.gallery import scan as scan_lib
+
+    analyzer = scan_lib.make_analyzer(args.model, args.detector, thumbnail_side=None)
+    failed = 0
+    results = []
+    for path in args.photos:
+        try:
+            out = {"path": path, **analyzer.analyze(path).to_json()}
+        except photos_lib.PhotoError as e:
+            out, failed = {"path": path, "error": str(e)}, failed + 1
+        results.append(out)
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    return 1 if failed == len(results) else 0
+
+
+def _gallery(args) -> int:
+    from fer.gallery import web
+
+    if args.out:
+        page = web.write_static(args.db, args.out)
+        print(f"wrote {page}")
+        return 0
+    server = web.make_server(args.db, args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f"serving {os.path.abspath(args.db)} at http://{host}:{port}/ (Ctrl-C stops)",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = {"scan": _scan, "filter": _filter, "predict": _predict,
+               "gallery": _gallery}[args.command]
+    try:
+        return command(args)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+        print(f"fer {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""`fer scan`: walk a folder, classify new or changed photos, write them to the index.
+
+Worker processes (two by default, one per core) each own a detector and a
+classifier and return results; only the parent writes SQLite, one transaction per
+photo, so killing a scan loses at most the photos in flight. Every problem with a
+single file (unreadable, corrupt, too large, a symlink loop) becomes a skip with a
+reason; the scan goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import hashlib
+import multiprocessing
+import os
+import stat as stat_lib
+import sqlite3
+from typing import Callable, Iterator
+
+import tqdm
+
+from fer.gallery import analyze as analyze_lib
+from fer.gallery import index as index_lib
+from fer.gallery import photos as photos_lib
+
+AnalyzerFactory = Callable[[], analyze_lib.PhotoAnalyzer]
+THUMBNAIL_SIDE = 320
+
+
+@dataclasses.dataclass
+class Candidate:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclasses.dataclass
+class ScanSummary:
+    root: str
+    found: int = 0
+    classified: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    photos: int = 0
+    faces: int = 0
+    labels: dict[str, int] = dataclasses.field(default_factory=dict)
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        return d
+
+    def format(self) -> str:
+        lines = [f"{self.root}: {self.photos} photos indexed, {self.faces} faces "
+                 f"({self.classified} classified now, {self.unchanged} unchanged, "
+                 f"{self.removed} removed, {len(self.skipped)} skipped)"]
+        for label, count in sorted(self.labels.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {label:<10} {count}")
+        if self.skipped:
+            lines.append("skipped:")
+            lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+def make_analyzer(model_dir: str | None, detector: str = "blazeface",
+                  thumbnail_side: int | None = THUMBNAIL_SIDE) -> analyze_lib.PhotoAnalyzer:
+    """A detector + LiteRT classifier pair on one thread (one per worker process)."""
+    from fer.gallery import detect as detect_lib
+
+    return analyze_lib.PhotoAnalyzer(
+        detect_lib.create_detector(detector), analyze_lib.load_classifier(model_dir),
+        thumbnail_side=thumbnail_side)
+
+
+def model_fingerprint(model_dir: str, detector: str) -> str:
+    """Identifies model + detector, so a new model reclassifies the whole index."""
+    digest = hashlib.sha256(detector.encode())
+    for name in sorted(os.listdir(model_dir)):
+        if name.endswith((".tflite", ".json")):
+            with open(os.path.join(model_dir, name), "rb") as f:
+                digest.update(name.encode() + f.read())
+    return f"{detector}:{digest.hexdigest()[:16]}"
+
+
+def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
+    """Photo files under `root` as Candidates, or (path, reason) for unusable ones.
+
+    Directory symlinks are followed once (a loop is reported, not entered); file
+    symlinks that loop or dangle are reported; names without a photo extension
+    are ignored.
+    """
+    seen_dirs: set[str] = set()
+
+    def visit(directory: str) -> Iterator[Candidate | tuple[str, str]]:
+        real = os.path.realpath(directory)
+        if real in seen_dirs:
+            yield directory, "symlink loop (directory already visited)"
+            return
+        seen_dirs.add(real)
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            yield directory, f"cannot list directory: {e.strerror or e}"
+            return
+        for entry in entries:
+            path = entry.path
+            try:
+                st = os.stat(path)  # Follows symlinks.
+            except OSError as e:
+                if entry.is_symlink() or os.path.islink(path):
+                    if photos_lib.is_photo_name(path) or e.errno == 40:
+                        reason = ("symlink loop" if e.errno == 40 else
+                                  f"broken symlink ({e.strerror})")
+                        yield path, reason
+                elif photos_lib.is_photo_name(path):
+                    yield path, f"cannot stat: {e.strerror or e}"
+                continue
+            if stat_lib.S_ISDIR(st.st_mode):
+                yield from visit(path)
+            elif photos_lib.is_photo_name(path):
+                if not stat_lib.S_ISREG(st.st_mode):
+                    yield path, "not a regular file"
+                else:
+                    yield Candidate(path, st.st_size, st.st_mtime_ns)
+
+    yield from visit(root)
+
+
+# Worker-process state: one analyzer per process, built by the pool initializer.
+_worker_analyzer: analyze_lib.PhotoAnalyzer | None = None
+
+
+def _init_worker(factory: AnalyzerFactory) -> None:
+    global _worker_analyzer
+    _worker_analyzer = factory()
+
+
+def _analyze(candidate: Candidate, analyzer: analyze_lib.PhotoAnalyzer | None = None):
+    analyzer = analyzer or _worker_analyzer
+    try:
+        return candidate, analyzer.analyze(candidate.path), None
+    except photos_lib.PhotoError as e:
+        return candidate, None, str(e)
+    except Exception as e:  # One bad file must not stop the scan.
+        return candidate, None, f"failed: {type(e).__name__}: {e}"
+
+
+def scan(root: str, conn: sqlite3.Connection, factory: AnalyzerFactory, model_id: str, *,
+         workers: int = 2, progress: bool = True,
+         on_photo: Callable[[str], None] | None = None) -> ScanSummary:
+    """Indexes the photos under `root` into `conn`; returns what happened.
+
+    `factory` builds a PhotoAnalyzer (it must pickle when workers > 1); `model_id`
+    tags entries so that a different model reclassifies them. `on_photo(path)` is
+    called after each photo is committed.
+    """
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise NotADirectoryError(f"{root} is not a directory to scan")
+    summary = ScanSummary(root=root)
+    todo: list[Candidate] = []
+    seen: set[str] = set()
+    for item in walk_photos(root):
+        if isinstance(item, Candidate):
+            summary.found += 1
+            seen.add(item.path)
+            if index_lib.is_current(conn, item.path, item.size, item.mtime_ns, model_id):
+                summary.unchanged += 1
+            else:
+                todo.append(item)
+        else:
+            path, reason = item
+            seen.add(path)
+            index_lib.put_skipped(conn, path, None, None, reason)
+    summary.removed = index_lib.forget_missing(conn, root, seen)
+
+    def commit(candidate: Candidate, result, error: str | None) -> None:
+        if error is None:
+            index_lib.put_photo(conn, candidate.path, candidate.size, candidate.mtime_ns,
+                                model_id, result)
+            summary.classified += 1
+        else:
+            index_lib.put_skipped(conn, candidate.path, candidate.size,
+                                  candidate.mtime_ns, error)
+        if on_photo is not None:
+            on_photo(candidate.path)
+
+    bar = tqdm.tqdm(total=len(todo), unit="photo", desc="scan", disable=not progress)
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            analyzer = factory() if todo else None
+            for candidate in todo:
+                commit(*_analyze(candidate, analyzer))
+                bar.update()
+        else:
+            ctx = multiprocessing.get_context("spawn")  # No forked LiteRT/thread state.
+            with ctx.Pool(min(workers, len(todo)), initializer=_init_worker,
+                          initargs=(factory,)) as pool:
+                for outcome in pool.imap_unordered(_analyze, todo, chunksize=1):
+                    commit(*outcome)
+                    bar.update()
+    finally:
+        bar.close()
+    _fill_totals(conn, root, summary)
+    return summary
+
+
+def _fill_totals(conn: sqlite3.Connection, root: str, summary: ScanSummary) -> None:
+    prefix = root.rstrip(os.sep) + os.sep
+    where = "substr(path, 1, ?) = ?"
+    args = (len(prefix), prefix)
+    summary.photos, summary.faces = conn.execute(
+        f"SELECT COUNT(*), COALESCE(SUM(num_faces), 0) FROM photos WHERE {where}",
+        args).fetchone()
+    counts = collections.Counter()
+    for label, n in conn.execute(
+            f"SELECT label, COUNT(*) FROM photos WHERE {where} GROUP BY label", args):
+        counts[label or "no face"] = n
+    summary.labels = dict(counts)
+    summary.skipped = [(r[0], r[1]) for r in conn.execute(
+        f"SELECT path, reason FROM skipped WHERE {where} ORDER BY path", args)]
+
+
+def analyzer_factory(model_dir: str, detector: str) -> AnalyzerFactory:
+    """A picklable factory for worker processes."""
+    return functools.partial(make_analyzer, model_dir, detector)

@@ -37,8 +37,8 @@ class PhotoError(Exception):
 class Photo:
     """A decoded photo, upright, at working resolution.
 
-    `image` is RGB uint8 (h, w, 3) with its long side about WORK_SIDE (never larger
-    than the original); `width`/`height` are the original's, upright.
+    `image` is RGB uint8 (h, w, 3) with its long side between WORK_SIDE and twice
+    that (or the original's, if smaller); `width`/`height` are the original's, upright.
     """
 
     image: np.ndarray
@@ -111,7 +111,7 @@ def decode_photo(data: bytes, *, work_side: int = WORK_SIDE,
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     h, w = image.shape[:2]
-    if max(h, w) > work_side:
+    if max(h, w) >= 2 * work_side:  # Non-JPEGs (or odd JPEG sizes) reduced once here.
         s = work_side / max(h, w)
         image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
                            interpolation=cv2.INTER_AREA)

@@ -1,0 +1,160 @@
+"""Every design: builds, runs under jit, and keeps the train/eval contract."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fer import models
+
+SEED_DESIGNS = ("baseline", "baseline_bn", "xcao", "xcao2", "fractal",
+                "inception_v3", "mobilenet_v1")
+NUM_CLASSES = 8
+
+
+def _rngs(seed: int):
+    params, dropout = jax.random.split(jax.random.key(seed))
+    return {"params": params, "dropout": dropout}
+
+
+def _images(shape, batch=2):
+    return jax.random.uniform(jax.random.key(42), (batch, *shape), jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _forward(model, dropout_model, variables, x, key_a, key_b):
+    """Eval twice, train with two dropout keys; one compile per design and size."""
+    def train(m, key):
+        return m.apply(variables, x, train=True, rngs={"dropout": key},
+                       mutable=["batch_stats"])
+    eval_out, eval_state = model.apply(variables, x, train=False,
+                                       mutable=["batch_stats"])
+    eval_again = model.apply(variables, x, train=False)
+    train_a, train_state = train(dropout_model, key_a)
+    train_b, _ = train(dropout_model, key_b)
+    return eval_out, eval_again, eval_state, train_a, train_b, train_state
+
+
+def test_registry_has_every_design():
+    names = models.list_models()
+    assert set(SEED_DESIGNS) <= set(names)
+    own = set(names) - set(SEED_DESIGNS)
+    assert own, "at least one design of our own beyond the seed's"
+    assert set(models.SEED_PARAMS) == set(SEED_DESIGNS)
+
+
+def test_unknown_design_lists_known_names():
+    with pytest.raises(ValueError, match="unknown design 'nope'") as e:
+        models.create_model("nope", num_classes=8, input_shape=(48, 48, 1))
+    for name in SEED_DESIGNS:
+        assert name in str(e.value)
+
+
+def test_register_twice_is_an_error():
+    with pytest.raises(ValueError, match="registered twice"):
+        models.register("baseline")(lambda **kw: None)
+
+
+@pytest.mark.parametrize("shape", [(48, 48), (48, 48, 0), (48, 48, 1, 1)])
+def test_bad_input_shape_is_an_error(shape):
+    with pytest.raises(ValueError, match="input_shape"):
+        models.create_model("baseline", num_classes=8, input_shape=shape)
+
+
+def test_batch_of_the_wrong_shape_is_an_error():
+    model = models.create_model("resnet_fer_tiny", num_classes=8,
+                                input_shape=(48, 48, 1))
+    with pytest.raises(ValueError, match=r"expected images of shape \(B, 48, 48, 1\)"):
+        model.init(_rngs(0), jnp.zeros((1, 64, 64, 1)))
+
+
+@pytest.mark.parametrize("size", [48, 224])
+@pytest.mark.parametrize("name", models.list_models())
+def test_design_contract(name, size):
+    shape = (size, size, 1)
+    model = models.create_model(name, num_classes=NUM_CLASSES, input_shape=shape)
+    # Same parameters, dropout switched on everywhere (some designs have none
+    # by default, as in the seed): dropout must act in train mode only.
+    dropout_model = models.create_model(name, num_classes=NUM_CLASSES,
+                                        input_shape=shape, dropout_rate=0.5)
+    x = _images(shape)
+    init = jax.jit(lambda r: model.init(r, x, train=False))
+    variables = init(_rngs(0))
+    assert jax.tree_util.tree_all(jax.tree.map(
+        lambda a: a.dtype == jnp.float32, variables))
+
+    eval_out, eval_again, eval_state, train_a, train_b, train_state = _forward(
+        model, dropout_model, variables, x, jax.random.key(1), jax.random.key(2))
+
+    assert eval_out.shape == (2, NUM_CLASSES) and eval_out.dtype == jnp.float32
+    assert np.isfinite(np.asarray(eval_out)).all()
+    np.testing.assert_allclose(jax.nn.softmax(eval_out).sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(eval_out, eval_again)
+    assert not np.allclose(train_a, train_b), "dropout inactive in train mode"
+
+    if "batch_stats" in variables:
+        old = variables["batch_stats"]
+        assert jax.tree.all(jax.tree.map(
+            lambda a, b: bool(jnp.array_equal(a, b)), old, eval_state["batch_stats"]))
+        changed = jax.tree.leaves(jax.tree.map(
+            lambda a, b: bool(jnp.any(a != b)), old, train_state["batch_stats"]))
+        assert all(changed), "some BatchNorm statistics were not updated in training"
+    else:
+        assert not jax.tree.leaves(train_state)
+
+    if size == 48:  # Deterministic for a seed (the compiled init is reused).
+        same = jax.tree.leaves(jax.tree.map(
+            lambda a, b: bool(jnp.array_equal(a, b)), variables, init(_rngs(0))))
+        other = jax.tree.leaves(jax.tree.map(
+            lambda a, b: bool(jnp.array_equal(a, b)),
+            variables["params"], init(_rngs(1))["params"]))
+        assert all(same) and not all(other)
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_bfloat16_compute_keeps_float32_params_and_logits(name):
+    model = models.create_model(name, num_classes=NUM_CLASSES,
+                                input_shape=(48, 48, 1), dtype=jnp.bfloat16)
+    x = jax.ShapeDtypeStruct((1, 48, 48, 1), jnp.float32)
+    variables = jax.eval_shape(lambda r, x: model.init(r, x), _rngs(0), x)
+    assert {a.dtype for a in jax.tree.leaves(variables)} == {jnp.dtype("float32")}
+    out = jax.eval_shape(lambda v, x: model.apply(v, x), variables, x)
+    assert out.dtype == jnp.float32 and out.shape == (1, NUM_CLASSES)
+
+
+def _count(name, shape, num_classes, **kwargs):
+    model = models.create_model(name, num_classes=num_classes,
+                                input_shape=shape, **kwargs)
+    x = jax.ShapeDtypeStruct((1, *shape), jnp.float32)
+    return models.count_params(
+        jax.eval_shape(lambda r, x: model.init(r, x), _rngs(0), x))
+
+
+@pytest.mark.parametrize("name", ["inception_v3", "mobilenet_v1"])
+def test_reference_designs_match_keras_exactly(name):
+    counts = _count(name, (224, 224, 3), 1000)
+    assert counts["total"] == models.SEED_PARAMS[name]
+    assert counts["trainable"] < counts["total"]
+
+
+def test_baseline_bn_matches_the_seed_exactly():
+    assert _count("baseline_bn", (224, 224, 1), 8)["total"] == 102_830_856
+
+
+def test_baseline_count_by_hand():
+    # 8x8x1 -> convs 32,32 -> pool 4x4 -> convs 64,64 -> pool 2x2x64 = 256.
+    convs = (9 * 1 * 32 + 32) + (9 * 32 * 32 + 32) + (9 * 32 * 64 + 64) + (9 * 64 * 64 + 64)
+    dense = 256 * 512 + 512 + 512 * 3 + 3
+    assert _count("baseline", (8, 8, 1), 3) == {
+        "trainable": convs + dense, "non_trainable": 0, "total": convs + dense}
+
+
+def test_our_designs_fit_the_phone_budget():
+    own = set(models.list_models()) - set(SEED_DESIGNS)
+    for name in own:
+        for size in (48, 112):
+            assert _count(name, (size, size, 1), 8)["total"] <= 10_000_000, name

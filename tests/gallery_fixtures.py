@@ -141,8 +141,13 @@ def write_bad_files(directory: str) -> dict[str, str]:
     return paths
 
 
-def fer_composites(directory: str, count: int = 3) -> list[str]:
-    """FER+ faces upscaled onto photo-like backgrounds; needs FER_DATA (must exist)."""
+def fer_composites(directory: str, count: int = 3) -> list[tuple[str, tuple]]:
+    """FER+ faces upscaled onto photo-like backgrounds; needs FER_DATA (must exist).
+
+    FER crops are cut tight around the face; a detector wants some head and
+    background, so the face is upscaled to 200 px and its border replicated.
+    Returns (path, face region (x0, y0, x1, y1) in the 640x480 photo) pairs.
+    """
     root = os.environ["FER_DATA"]
     pngs = sorted(glob.glob(os.path.join(root, "ferplus", "FER2013Valid", "*.png")))[:count]
     if len(pngs) < count:
@@ -151,9 +156,13 @@ def fer_composites(directory: str, count: int = 3) -> list[str]:
     out = []
     for i, png in enumerate(pngs):
         face = np.asarray(Image.open(png).convert("RGB"))
-        photo = landscape(cv2.resize(face, (400, 400), interpolation=cv2.INTER_CUBIC),
-                          seed=10 + i)
-        out.append(save(os.path.join(directory, f"fer_{i}.jpg"), photo, quality=92))
+        face = cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)
+        head = cv2.copyMakeBorder(face, 100, 100, 100, 100, cv2.BORDER_REPLICATE)
+        photo = landscape(head, seed=10 + i)  # 400 px head -> 480 px: face 240 px.
+        x = (640 - 480) // 4
+        region = (x + 120, 120, x + 360, 360)
+        out.append((save(os.path.join(directory, f"fer_{i}.jpg"), photo, quality=92),
+                    region))
     return out
 
 

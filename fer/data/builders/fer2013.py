@@ -1,0 +1,160 @@
+"""FER2013, the Kaggle/ICML 2013 challenge file `fer2013.csv` (or `fer2013.csv.gz`).
+
+    header: emotion,pixels,Usage
+    emotion: 0=Angry 1=Disgust 2=Fear 3=Happy 4=Sad 5=Surprise 6=Neutral
+    pixels:  2304 space-separated gray levels (48x48, row-major)
+    Usage:   Training -> train, PublicTest -> validation, PrivateTest -> test
+
+A file may hold only some of the three usages; the splits present are built.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from fer import labels as labels_lib
+from fer.data.builders import common
+
+LABEL_SET = labels_lib.FER2013
+USAGES: dict[str, str] = {"Training": "train", "PublicTest": "validation",
+                          "PrivateTest": "test"}
+COLUMNS = ("emotion", "pixels", "Usage")
+FILE_NAMES = ("fer2013.csv", "fer2013.csv.gz")
+IMAGE_SIZE = 48
+
+
+def find_csv(manual: str) -> str:
+    """The csv file: `manual` itself, or fer2013.csv(.gz) (or a single *.csv(.gz)) inside it."""
+    if os.path.isfile(manual):
+        return manual
+    common.require_dir(manual, f"a folder holding {' or '.join(FILE_NAMES)}")
+    for name in FILE_NAMES:
+        if os.path.isfile(os.path.join(manual, name)):
+            return os.path.join(manual, name)
+    candidates = [n for n in sorted(os.listdir(manual)) if n.endswith((".csv", ".csv.gz"))]
+    if len(candidates) == 1:
+        return os.path.join(manual, candidates[0])
+    raise common.LayoutError(
+        f"no FER2013 csv in {manual}: expected {' or '.join(FILE_NAMES)} (Kaggle's "
+        f"challenge file, columns {','.join(COLUMNS)}); found "
+        f"{sorted(os.listdir(manual))[:10]}")
+
+
+def open_text(path: str):
+    if path.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), newline="")
+    return open(path, newline="")
+
+
+def read_rows(path: str):
+    """Yields (row number, dict of the row) after checking the header."""
+    with open_text(path) as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or any(c not in [h.strip() for h in header] for c in COLUMNS):
+            raise common.LayoutError(
+                f"{path} is not a FER2013 csv: expected the header {','.join(COLUMNS)}, "
+                f"found {header}")
+        header = [h.strip() for h in header]
+        for number, row in enumerate(reader, start=2):
+            if row:
+                yield number, dict(zip(header, row)) if len(row) == len(header) else row
+
+
+def present_splits(path: str) -> list[str]:
+    """Splits with at least one row, in Training/PublicTest/PrivateTest order."""
+    seen = set()
+    for _, row in read_rows(path):
+        if isinstance(row, dict):
+            seen.add(row["Usage"].strip())
+    splits = [split for usage, split in USAGES.items() if usage in seen]
+    if not splits:
+        raise common.LayoutError(
+            f"{path} has no row whose Usage is one of {list(USAGES)}")
+    return splits
+
+
+def parse_pixels(text: str) -> np.ndarray | str:
+    try:
+        values = np.array(text.split(), dtype=np.int64)
+    except ValueError:
+        return "pixels are not integers"
+    if values.size != IMAGE_SIZE * IMAGE_SIZE:
+        return f"expected {IMAGE_SIZE * IMAGE_SIZE} pixels, got {values.size}"
+    if values.min() < 0 or values.max() > 255:
+        return "pixel values outside 0..255"
+    return values.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE, 1)
+
+
+class Fer2013(tfds.core.GeneratorBasedBuilder):
+    """FER2013: 48x48 gray faces, 7 expressions (Goodfellow et al., 2013)."""
+
+    VERSION = common.VERSION
+    RELEASE_NOTES = common.RELEASE_NOTES
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+    Put Kaggle's fer2013.csv (or fer2013.csv.gz) in the manual dir (config.data_dir),
+    or point config.data_dir at the file itself. Columns: emotion,pixels,Usage.
+    """
+
+    def __init__(self, **kwargs):
+        self.report = common.BuildReport()
+        self._reported: set[str] = set()
+        super().__init__(**kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 1)),
+                "label": tfds.features.ClassLabel(names=list(LABEL_SET.labels)),
+                "file_name": tfds.features.Text(),
+            }),
+            supervised_keys=("image", "label"),
+            homepage="https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge",
+        )
+
+    def _split_generators(self, dl_manager):
+        path = find_csv(os.fspath(dl_manager.manual_dir))
+        return {split: self._generate_examples(path, split)
+                for split in present_splits(path)}
+
+    def _generate_examples(self, path: str, split: str):
+        name = os.path.basename(path)
+        for number, row in read_rows(path):
+            where = f"{name}:{number}"
+            if not isinstance(row, dict):
+                self._skip_once("?", where, f"malformed row: expected {len(COLUMNS)} "
+                                f"columns, got {len(row)}")
+                continue
+            usage = row["Usage"].strip()
+            if usage not in USAGES:
+                self._skip_once("?", where, f"malformed row: unknown Usage {usage!r}")
+                continue
+            if USAGES[usage] != split:
+                continue
+            try:
+                emotion = int(row["emotion"].strip())
+            except ValueError:
+                self.report.skip(split, where, f"malformed row: emotion {row['emotion']!r} "
+                                 "is not an integer")
+                continue
+            if not 0 <= emotion < LABEL_SET.num_classes:
+                raise common.LabelError(
+                    f"{path} row {number}: emotion {emotion} is outside FER2013's labels "
+                    f"0..{LABEL_SET.num_classes - 1} {LABEL_SET.labels}")
+            pixels = parse_pixels(row["pixels"])
+            if isinstance(pixels, str):
+                self.report.skip(split, where, f"malformed row: {pixels}")
+                continue
+            yield number, {"image": pixels, "label": emotion, "file_name": where}
+
+    def _skip_once(self, split: str, where: str, reason: str) -> None:
+        """Rows that belong to no split are seen by every split's pass: report them once."""
+        if where not in self._reported:
+            self._reported.add(where)
+            self.report.skip(split, where, reason)

@@ -158,7 +158,7 @@ _PAGE = r"""<!doctype html>
   .frame img { position:absolute; inset:0; width:100%; height:100%; object-fit:contain; }
   .box { position:absolute; border:2px solid rgba(37,99,235,.9); border-radius:3px; }
   figcaption { padding:8px 10px; display:flex; justify-content:space-between; gap:6px; }
-  .label { font-weight:600; } .emoji { font-size:20px; margin-right:4px; }
+  .label { font-weight:600; white-space:nowrap; } .conf { text-align:right; } .emoji { font-size:20px; margin-right:4px; }
   .conf, .name { color:var(--muted); font-size:13px; }
   .name { padding:0 10px 8px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
   .empty { color:var(--muted); padding:20px; }
@@ -175,8 +175,8 @@ const pct = c => c == null ? '' : Math.round(100 * c) + '%';
 function caption(p) {
   if (p.label === 'none') return ['', 'no face', ''];
   if (p.label === 'multiple')
-    return [data.emoji.multiple, p.faces.length + ' faces',
-            p.faces.map(f => data.emoji[f.label] + ' ' + pct(f.confidence)).join(' ')];
+    return [data.emoji.multiple, 'multiple',
+            p.faces.map(f => data.emoji[f.label] + pct(f.confidence)).join(' ')];
   return [data.emoji[p.label], p.label, pct(p.confidence)];
 }
 

@@ -57,7 +57,7 @@ def test_predict_prints_json_from_the_exported_model(model_dir, library, capsys)
     photo = photos.read_photo(good["astronaut.jpg"])
     det = detect.BlazeFaceDetector().detect(photo.image)
     crop = analyze.crop_faces(photo.image, detect.square_crop_boxes(det), (48, 48))
-    expected = classifier.predict_probs(analyze.to_model_channels(crop, 1))[0]
+    expected = classifier.predict_probs(analyze.to_model_input(crop, 1))[0]
     np.testing.assert_allclose(list(face["probs"].values()), expected, atol=1e-4)
     assert two["label"] == analyze.MULTIPLE and two["emoji"] == labels_lib.EMOJI["multiple"]
     assert len(two["faces"]) == 2

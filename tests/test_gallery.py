@@ -182,6 +182,23 @@ def test_analyzer_labels_photos_from_the_models_canonical_labels(good):
     assert none.label is None and none.faces == [] and none.to_json()["label"] is None
 
 
+def test_gray_and_preprocessing_follow_the_model_spec(good):
+    from fer.data import preprocessing
+
+    photo = photos.read_photo(good["astronaut.jpg"])
+    crops = detect.square_crop_boxes(detect.BlazeFaceDetector().detect(photo.image))
+    rgb = analyze.crop_faces(photo.image, crops, (48, 48))
+    for variant in ("none", "equalize"):
+        fake = gf.FakeClassifier(preprocessing=variant)
+        analyze.PhotoAnalyzer(detect.BlazeFaceDetector(), fake).analyze_photo(photo)
+        expected = preprocessing.apply(variant, cv2.cvtColor(rgb[0], cv2.COLOR_RGB2GRAY))
+        np.testing.assert_array_equal(fake.last_faces[0, :, :, 0], expected)
+    colour = gf.FakeClassifier(input_shape=(64, 64, 3))
+    analyze.PhotoAnalyzer(detect.BlazeFaceDetector(), colour).analyze_photo(photo)
+    assert colour.last_faces.shape == (1, 64, 64, 3)
+    assert colour.last_faces[0, ..., 0].mean() != colour.last_faces[0, ..., 2].mean()
+
+
 def test_default_model_dir_errors_clearly(monkeypatch, tmp_path):
     monkeypatch.setenv(analyze.MODEL_ENV, str(tmp_path))
     if not os.path.exists(os.path.join(os.path.dirname(analyze.__file__), "..", "assets",

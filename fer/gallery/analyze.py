@@ -18,11 +18,13 @@ import numpy as np
 
 from fer import labels as labels_lib
 from fer import spec as spec_lib
+from fer.data import preprocessing as preprocessing_lib
 from fer.gallery import detect as detect_lib
 from fer.gallery import photos as photos_lib
 
 MULTIPLE = "multiple"  # Photo label when it shows several faces (fer.labels.EMOJI has it).
 MODEL_ENV = "FER_MODEL"
+# The seed's Table 8 steps; "gray" includes the model's preprocessing variant.
 STEPS = ("read_decode", "detect", "crop_resize", "gray", "classify")
 
 
@@ -131,17 +133,27 @@ def crop_faces(image: np.ndarray, crops: list[tuple[float, float, float]],
     return out
 
 
-def to_model_channels(faces_rgb: np.ndarray, channels: int) -> np.ndarray:
-    """(N, H, W, 3) RGB -> (N, H, W, channels) as the model's spec asks (gray for 1)."""
+def to_model_input(faces_rgb: np.ndarray, channels: int,
+                   preprocessing: str = "none") -> np.ndarray:
+    """(N, H, W, 3) RGB -> (N, H, W, channels) as the model's spec asks.
+
+    Gray models get the same gray conversion and preprocessing variant that
+    training used (fer.data.preprocessing), so the gallery feeds the pixels the
+    model learnt from.
+    """
     if channels == 3:
+        if preprocessing_lib.canonical_name(preprocessing) != "none":
+            raise ValueError(f"preprocessing {preprocessing!r} is defined for gray "
+                             f"models only; this model takes 3 channels")
         return faces_rgb
     if channels != 1:
         raise ValueError(f"models with {channels} input channels are not supported "
                          f"(expected 1 or 3)")
-    # ITU-R 601 luma, as cv2.cvtColor(RGB2GRAY) and PIL's convert('L') use.
-    weights = np.array([0.299, 0.587, 0.114], np.float32)
-    gray = faces_rgb.astype(np.float32) @ weights
-    return (gray + 0.5).astype(np.uint8)[..., None]
+    out = np.empty(faces_rgb.shape[:3] + (1,), np.uint8)
+    for i, face in enumerate(faces_rgb):
+        out[i, :, :, 0] = preprocessing_lib.apply(preprocessing,
+                                                  preprocessing_lib.to_gray(face))
+    return out
 
 
 class PhotoAnalyzer:
@@ -157,6 +169,7 @@ class PhotoAnalyzer:
         self._size = tuple(spec.input_shape[:2])
         self._channels = int(spec.input_shape[2])
         self._labels = spec.canonical_labels
+        self._preprocessing = preprocessing_lib.canonical_name(spec.preprocessing)
 
     def analyze(self, path: str) -> PhotoResult:
         t0 = time.perf_counter()
@@ -171,7 +184,7 @@ class PhotoAnalyzer:
         crops = detect_lib.square_crop_boxes(detections, self.margin)
         faces_rgb = crop_faces(photo.image, crops, self._size)
         timings["crop_resize"], t = _lap(t)
-        faces_in = to_model_channels(faces_rgb, self._channels)
+        faces_in = to_model_input(faces_rgb, self._channels, self._preprocessing)
         timings["gray"], t = _lap(t)
         if len(detections):
             probs = np.asarray(self.classifier.predict_probs(faces_in), np.float32)

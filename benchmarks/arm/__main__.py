@@ -162,6 +162,8 @@ def main(argv=None) -> int:
                        help="run in a local directory instead (a dry run of the procedure)")
     parser.add_argument("--port", type=int, help="ssh port (Termux's sshd: 8022)")
     parser.add_argument("--identity", help="ssh private key file")
+    parser.add_argument("--ssh-command", default="ssh", help="ssh program")
+    parser.add_argument("--scp-command", default="scp", help="scp program")
     parser.add_argument("--model", required=True, action="append", help=".tflite (repeatable)")
     parser.add_argument("--threads", default="1,2,4")
     parser.add_argument("--runs", type=int, default=runner.DEFAULT_RUNS)
@@ -172,7 +174,8 @@ def main(argv=None) -> int:
                         help="working folder on the device (relative to its home)")
     parser.add_argument("--out", default=ARM_RESULTS, help="ARM results directory")
     args = parser.parse_args(argv)
-    transport = (SSHTransport(args.ssh, args.port, args.identity) if args.ssh
+    transport = (SSHTransport(args.ssh, args.port, args.identity, ssh=args.ssh_command,
+                              scp=args.scp_command) if args.ssh
                  else LocalTransport(args.local))
     try:
         report = run_on_device(transport, args.model, runner.parse_threads(args.threads),

@@ -1,0 +1,182 @@
+"""Latency JSON schema, the standalone ARM runner, and the ssh driver on a local shell."""
+
+import ast
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks import compare
+from benchmarks import latency
+from benchmarks.arm import __main__ as arm
+from benchmarks.arm import runner
+from fer import spec as spec_lib
+from fer.export import tflite
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENTRY_KEYS = {"model", "model_path", "model_bytes", "sha256", "variant", "design",
+              "label_set", "input_shape", "input_dtype", "batch", "runtime", "threads",
+              "warmup", "runs", "ms_median", "ms_min", "ms_max", "ms_mean", "device",
+              "timestamp"}
+DEVICE_KEYS = {"name", "cpu_model", "cpu_count", "machine", "system", "python"}
+
+
+class SmallNet(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+        x = nn.relu(nn.Conv(4, (3, 3))(x)).reshape((x.shape[0], -1))
+        return nn.Dense(7)(x)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    """float32 and dynamic-range exports of a small model (12x12 gray, FER2013 labels)."""
+    spec = spec_lib.ModelSpec.for_label_set("small", "fer2013", input_shape=(12, 12, 1))
+    module = SmallNet()
+    variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 12, 12, 1)))
+    images = np.random.default_rng(0).integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)
+    out = str(tmp_path_factory.mktemp("export"))
+    tflite.export(module, variables, spec, out, variants=("float32", "dynamic_range"),
+                  validation_images=images)
+    return out
+
+
+def _check_entry(entry, *, threads, runs, variant):
+    assert ENTRY_KEYS <= set(entry) and DEVICE_KEYS <= set(entry["device"])
+    assert entry["threads"] == threads and entry["runs"] == runs
+    assert entry["variant"] == variant and entry["design"] == "small"
+    assert entry["input_shape"] == [12, 12, 1] and entry["batch"] == 1
+    assert 0 < entry["ms_min"] <= entry["ms_median"] <= entry["ms_max"]
+    assert entry["device"]["name"] and entry["device"]["cpu_model"]
+
+
+def test_time_model_schema(export_dir):
+    entry = runner.time_model(os.path.join(export_dir, "model.tflite"), threads=2,
+                              runs=20, warmup=2)
+    _check_entry(entry, threads=2, runs=20, variant="float32")
+    assert entry["model_bytes"] == os.path.getsize(os.path.join(export_dir, "model.tflite"))
+    json.dumps(entry)  # JSON-ready.
+
+
+def test_runner_imports_only_numpy_and_litert():
+    tree = ast.parse(open(os.path.join(REPO, "benchmarks", "arm", "runner.py")).read())
+    modules = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            modules.add(node.module.split(".")[0])
+    third_party = {m for m in modules if m not in sys.stdlib_module_names}
+    assert third_party == {"numpy", "ai_edge_litert"}, third_party
+
+
+def test_runner_runs_standalone(tmp_path, export_dir):
+    """Copied alone into a folder, as on a device: no fer, no benchmarks package."""
+    shutil.copy(os.path.join(REPO, "benchmarks", "arm", "runner.py"), tmp_path)
+    for name in ("model_dynamic_range.tflite", "model.json"):
+        shutil.copy(os.path.join(export_dir, name), tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-I", "runner.py", "--model", "model_dynamic_range.tflite",
+         "--threads", "1,2", "--runs", "10", "--warmup", "1", "--json", "out/r.json"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "out" / "r.json").read_text())
+    assert report["schema"] == runner.SCHEMA
+    assert [e["threads"] for e in report["results"]] == [1, 2]
+    for e in report["results"]:
+        _check_entry(e, threads=e["threads"], runs=10, variant="dynamic_range")
+
+
+def test_runner_uses_model_json(tmp_path, export_dir):
+    shutil.copy(os.path.join(export_dir, "model.tflite"), tmp_path)
+    spec = json.load(open(os.path.join(export_dir, "model.json")))
+    (tmp_path / "model.json").write_text(json.dumps({**spec, "input_shape": [48, 48, 1]}))
+    with pytest.raises(ValueError, match="model.json says"):
+        runner.time_model(str(tmp_path / "model.tflite"), runs=1, warmup=0)
+    (tmp_path / "model.json").write_text(json.dumps({**spec, "normalisation": "imagenet"}))
+    with pytest.raises(ValueError, match="normalisation"):
+        runner.time_model(str(tmp_path / "model.tflite"), runs=1, warmup=0)
+
+
+def test_latency_cli_writes_the_shared_schema(tmp_path, export_dir, capsys):
+    out = tmp_path / "latency"
+    assert latency.main(["--model", os.path.join(export_dir, "model.tflite"), "--threads",
+                         "1,2", "--runs", "10", "--warmup", "1", "--json",
+                         str(tmp_path / "one.json"), "--out", str(out)]) == 0
+    report = json.loads((tmp_path / "one.json").read_text())
+    assert report == json.loads((out / "latency.json").read_text())
+    assert report["schema"] == runner.SCHEMA and len(report["results"]) == 2
+    csv_lines = (out / "latency.csv").read_text().strip().splitlines()
+    assert len(csv_lines) == 3 and csv_lines[0].startswith("model,variant,design,threads")
+    printed = capsys.readouterr().out
+    assert "| model.tflite | float32 |" in printed
+    assert printed.strip() == (out / "latency.md").read_text().strip()
+
+
+def test_arm_on_a_local_transport(tmp_path, export_dir):
+    models = [os.path.join(export_dir, "model.tflite"),
+              os.path.join(export_dir, "model_dynamic_range.tflite")]
+    transport = arm.LocalTransport(str(tmp_path / "device_home"))
+    report = arm.run_on_device(transport, models, [1, 2], runs=10, warmup=1,
+                               python=sys.executable)
+    assert [(e["variant"], e["threads"]) for e in report["results"]] == [
+        ("float32", 1), ("float32", 2), ("dynamic_range", 1), ("dynamic_range", 2)]
+    for e in report["results"]:
+        _check_entry(e, threads=e["threads"], runs=10, variant=e["variant"])
+        assert e["transport"].startswith("local ")
+    # Each model went to its own folder with its model.json.
+    assert (tmp_path / "device_home" / "fer_arm" / "m1" / "model.json").exists()
+    results = tmp_path / "arm_results"
+    path = arm.save_report(report, str(results))
+    assert os.path.dirname(path) == str(results)
+    assert arm.load_reports(str(results)) == report["results"]
+    text = compare.markdown([], arm.load_reports(str(results)), ["float32"], [1],
+                            runner.device_info(), 10)
+    assert "On ARM devices" in text and text.count("| small |") == 4
+
+
+def _stub(path, body):
+    path.write_text("#!/bin/bash\nset -e\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def test_arm_ssh_mode_with_ssh_replaced_by_a_local_shell(tmp_path, export_dir, monkeypatch,
+                                                         capsys):
+    home = tmp_path / "home"
+    home.mkdir()
+    skip_options = ('while [[ "$1" == -* ]]; do case "$1" in -o|-p|-P|-i) shift 2;; '
+                    '*) shift;; esac; done\n')
+    ssh = _stub(tmp_path / "ssh", skip_options + 'echo "$1" >> "$FAKE_HOME/targets"\n'
+                'shift\ncd "$FAKE_HOME" && bash -c "$*"\n')
+    scp = _stub(tmp_path / "scp", skip_options +
+                'map() { if [[ "$1" == *:* ]]; then echo "$FAKE_HOME/${1#*:}"; '
+                'else echo "$1"; fi; }\ncp "$(map "$1")" "$(map "$2")"\n')
+    monkeypatch.setenv("FAKE_HOME", str(home))
+    results = tmp_path / "arm"
+    assert arm.main(["--ssh", "pi@raspberrypi", "--port", "8022",
+                     "--model", os.path.join(export_dir, "model.tflite"),
+                     "--threads", "1", "--runs", "10", "--warmup", "1",
+                     "--python", sys.executable, "--ssh-command", ssh, "--scp-command", scp,
+                     "--out", str(results)]) == 0
+    assert set((home / "targets").read_text().split()) == {"pi@raspberrypi"}
+    entries = arm.load_reports(str(results))
+    assert len(entries) == 1 and entries[0]["transport"] == "ssh pi@raspberrypi"
+    assert "Saved" in capsys.readouterr().out
+
+
+def test_arm_reports_a_failing_device(tmp_path, export_dir, capsys):
+    code = arm.main(["--local", str(tmp_path / "home"), "--model",
+                     os.path.join(export_dir, "model.tflite"), "--python", "false",
+                     "--out", str(tmp_path / "arm")])
+    assert code == 1 and "failed" in capsys.readouterr().err
+    assert not (tmp_path / "arm").exists()

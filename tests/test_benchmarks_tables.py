@@ -1,0 +1,160 @@
+"""The seed's tables: per label (Table 7), comparison (Table 5), preprocessing (Table 4)."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+import training_fixtures as fx
+from benchmarks import compare
+from benchmarks import per_label
+from benchmarks import preprocessing
+from fer import labels as labels_lib
+from fer.evaluation import metrics
+from fer.export import tflite
+from fer.training import state as state_lib
+from fer.training import train as train_lib
+
+
+@pytest.fixture(autouse=True)
+def tiny_model(monkeypatch):
+    monkeypatch.setattr(state_lib, "create_model", fx.create_tiny_model)
+
+
+def _synthetic_report():
+    labels = list(labels_lib.FER2013.labels)
+    rng = np.random.default_rng(3)
+    confusion = rng.integers(0, 20, (7, 7))
+    confusion[1] = 0  # A label without examples.
+    report = metrics.summarize(confusion, labels, loss=1.25)
+    report.update(design="baseline", dataset="fer2013", split="validation")
+    return report, confusion, labels
+
+
+def test_per_label_table_from_report(tmp_path, capsys):
+    report, confusion, labels = _synthetic_report()
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    out = tmp_path / "out"
+    assert per_label.main([str(tmp_path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for i, label in enumerate(labels):
+        total, correct = int(confusion[i].sum()), int(confusion[i, i])
+        acc = "n/a" if not total else f"{100 * correct / total:.2f}"
+        assert f"| {label} | {correct} | {total - correct} | {acc} |" in printed
+    overall = f"{100 * np.trace(confusion) / confusion.sum():.2f}"
+    assert f"| **all** | {np.trace(confusion)} |" in printed and overall in printed
+    assert float(overall) == pytest.approx(100 * report["accuracy"], abs=0.01)
+    rows = list(csv.DictReader(open(out / "per_label.csv")))
+    assert [r["label"] for r in rows] == labels
+    assert json.loads((out / "per_label.json").read_text())["rows"][1]["accuracy_pct"] is None
+
+
+def test_per_label_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no report.json"):
+        per_label.load_report(str(tmp_path))
+    report, _, _ = _synthetic_report()
+    report["confusion"] = [[1, 2], [3, 4]]
+    with pytest.raises(ValueError, match="does not match"):
+        per_label.per_label_rows(report)
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory):
+    """runs/ with one tiny trained + exported run (and a folder that is not a run)."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
+    root = tmp_path_factory.mktemp("runs")
+    workdir = str(root / "tiny")
+    pipeline = fx.FakePipeline(num_train=256, num_val=120)
+    config = fx.tiny_config(epochs=2)
+    train_lib.train_and_evaluate(config, workdir, pipeline=pipeline)
+    from fer.training import checkpoint
+    module, variables, _, config = checkpoint.load_model(workdir)
+    summary = train_lib.evaluate(config, module, variables, "validation", pipeline=pipeline)
+    summary.update(design="tiny")
+    with open(os.path.join(workdir, "report.json"), "w") as f:
+        json.dump(summary, f)
+    try:
+        tflite.export_workdir(workdir, ("float32", "int8"), pipeline=pipeline)
+    except tflite.Int8AgreementError:
+        pass  # compare shows it as refused; the test below checks either way.
+    (root / "notes").mkdir()
+    yield str(root), workdir, summary
+    mp.undo()
+
+
+def test_find_workdirs_skips_non_runs(trained_runs):
+    root, workdir, _ = trained_runs
+    assert compare.find_workdirs(root) == [workdir]
+
+
+def test_compare_table_and_plot(tmp_path, trained_runs, capsys):
+    root, workdir, summary = trained_runs
+    arm_dir = tmp_path / "arm"
+    arm_dir.mkdir()
+    out = tmp_path / "compare"
+    assert compare.main(["--runs", root, "--out", str(out), "--timing-runs", "50",
+                         "--warmup", "2", "--no-export", "--arm", str(arm_dir)]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "compare.json").read_text())
+    (row,) = record["rows"]
+    assert row["accuracy"] == summary["accuracy"] and row["loss"] == summary["loss"]
+    assert row["params"] == sum(
+        int(np.prod(s)) for s in [(3, 3, 1, 4), (4,), (8 * 8 * 4, 8), (8,), (4,), (4,)])
+    export = tflite.load_record(os.path.join(workdir, "export"))
+    assert row["sizes"] == {v: e["bytes"] for v, e in export["variants"].items()}
+    assert row["jax_cpu"]["runs"] == 50
+    timed = {f"float32@{t}" for t in (1, 2)}
+    if "int8" in export["variants"]:
+        timed |= {"int8@1", "int8@2"}
+    assert set(row["litert"]) == timed
+    for entry in [row["jax_cpu"], *row["litert"].values()]:
+        assert 0 < entry["ms_min"] <= entry["ms_median"] <= entry["ms_max"]
+    assert f"| tiny | demo/validation | {100 * summary['accuracy']:.2f} |" in printed
+    assert "LiteRT int8 2T ms" in printed and "On ARM devices" not in printed
+    assert (out / "accuracy_latency.png").stat().st_size > 1000
+    assert "accuracy_latency.png" in (out / "compare.md").read_text()
+    rows = list(csv.DictReader(open(out / "compare.csv")))
+    assert rows[0]["design"] == "tiny" and float(rows[0]["litert_float32_t1_ms_median"]) > 0
+
+
+def test_compare_needs_runs(tmp_path):
+    with pytest.raises(SystemExit):
+        compare.main(["--runs", str(tmp_path), "--out", str(tmp_path / "o")])
+
+
+def test_limited_pipeline_caps_each_split():
+    base = fx.FakePipeline(num_train=256, num_val=60)
+    limited = preprocessing.LimitedPipeline(base, {"train": 100, "validation": 50})
+    config = fx.tiny_config()
+    info = limited.get_dataset_info(config)
+    assert info.num_examples["train"] == 100 and info.num_examples["validation"] == 50
+    train = list(limited.create_split(config, "train", train=True, batch_size=32, seed=0))
+    assert len(train) == 100 // 32
+    val = list(limited.create_split(config, "validation", train=False, batch_size=32, seed=0))
+    assert sum(float(b["mask"].sum()) for b in val) == 50
+    assert base.splits["validation"][1].size == 60  # The base is untouched.
+
+
+def test_preprocessing_rows_come_from_real_runs(tmp_path):
+    pipeline = preprocessing.LimitedPipeline(fx.FakePipeline(), {"train": 128,
+                                                                "validation": 40})
+    config = fx.tiny_config(epochs=1)
+    rows = [preprocessing.run_variant(name, preprocessing.variant_config(config, overrides),
+                                      str(tmp_path / name), pipeline)
+            for name, overrides in (("none", {}), ("equalize", {"preprocessing": "equalize"}))]
+    for row in rows:
+        assert row["num_examples"] == 40 and 0 <= row["accuracy"] <= 1
+        assert os.path.exists(os.path.join(row["workdir"], "metrics.jsonl"))
+    text = preprocessing.markdown(rows, dataset="demo", epochs=1, limit=40)
+    assert "| none | 8x8 |" in text and "| equalize | 8x8 |" in text
+    assert "at most 40" in text
+
+
+def test_preprocessing_cli_validates_arguments():
+    with pytest.raises(SystemExit):
+        preprocessing.main(["--epochs", "1"])  # No --data_dir for fer2013.
+    with pytest.raises(SystemExit):
+        preprocessing.main(["--dataset", "demo", "--variants", "sharpen"])

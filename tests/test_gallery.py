@@ -340,3 +340,23 @@ def test_gallery_data_lists_labels_in_canonical_order_with_emoji(tmp_path):
     assert order == sorted(order)
     assert all(data["emoji"][x] == labels_lib.EMOJI[x] for x in data["labels"])
     assert {p["label"] for p in data["photos"]} >= {web.NO_FACE, analyze.MULTIPLE}
+
+
+def test_pipeline_benchmark_reports_every_step(tmp_path):
+    from benchmarks import pipeline
+
+    (tmp_path / "small").mkdir()
+    for i in range(2):
+        gf.save(str(tmp_path / "small" / f"{i}.jpg"), gf.landscape(gf.astronaut(), seed=i),
+                quality=90)
+    groups = pipeline.groups_of(str(tmp_path))
+    assert list(groups) == ["small"] and len(groups["small"]) == 2
+    stats = pipeline.per_step(_factory()(), groups["small"])
+    assert stats["photos"] == 2 and stats["faces"] == 2
+    assert set(stats["steps"]) == set(analyze.STEPS) | {"total"}
+    total = stats["steps"]["total"]["mean_ms"]
+    assert total >= sum(stats["steps"][s]["mean_ms"] for s in analyze.STEPS) - 0.01
+    record = {"detector": "blazeface", "model_design": "fake", "cpu": "x", "load_average": 0,
+              "groups": {"small": {"per_step": stats, "throughput": [
+                  {"workers": 1, "photos_per_s": 10.0}]}}}
+    assert "| small | 2 | 2 |" in pipeline.markdown(record)

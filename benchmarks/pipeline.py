@@ -1,0 +1,195 @@
+"""python -m benchmarks.pipeline DIR --json OUT [--model DIR | --design NAME] [--make-samples N]
+
+The photo pipeline per step (the seed's Table 8: read/decode, face detection,
+crop+resize, gray, classify, total; mean and standard deviation in ms on one
+core) and photos per second of a real scan with 1 and 2 worker processes.
+
+Photos in each subfolder of DIR form one group (e.g. 640x480/, 4000x3000/); loose
+files in DIR form a group of their own. `--make-samples N` first writes N JPEGs of
+each size in SIZES made from scikit-image's astronaut photo (a real face, shipped
+with the package). Without a trained model, `--design baseline` exports that
+design with random weights: the timing is the same, the labels are meaningless.
+Goals (issue 6): <= 25 ms per 640x480 photo and <= 50 ms per 12-MP JPEG on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+from fer.gallery import analyze, detect, index, photos, scan
+
+SIZES = ((640, 480), (4000, 3000))
+GOALS_MS = {"640x480": 25.0, "4000x3000": 50.0}
+
+
+def make_samples(directory: str, count: int) -> None:
+    """`count` JPEGs per size: the astronaut at varied places, scales and backgrounds."""
+    from skimage import data as skdata
+
+    face = skdata.astronaut()
+    rng = np.random.default_rng(0)
+    for w, h in SIZES:
+        group = os.path.join(directory, f"{w}x{h}")
+        os.makedirs(group, exist_ok=True)
+        for i in range(count):
+            bg = cv2.GaussianBlur(rng.integers(40, 220, (h // 8, w // 8, 3), np.uint8),
+                                  (0, 0), 2)
+            bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+            side = int(min(w, h) * rng.uniform(0.5, 0.9))
+            person = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA
+                                if side < 512 else cv2.INTER_CUBIC)
+            x, y = rng.integers(0, w - side + 1), rng.integers(0, h - side + 1)
+            bg[y:y + side, x:x + side] = person
+            bg = np.clip(bg.astype(np.int16) + rng.normal(0, 3, bg.shape), 0, 255)
+            cv2.imwrite(os.path.join(group, f"photo_{i:03d}.jpg"),
+                        cv2.cvtColor(bg.astype(np.uint8), cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+def export_design(design: str, out_dir: str) -> str:
+    """Exports `design` with random weights (timing only) to `out_dir`."""
+    import jax
+
+    from fer import models, spec as spec_lib
+    from fer.export import tflite
+
+    spec = spec_lib.ModelSpec.for_label_set(design, "ferplus")
+    module = models.create_model(design, num_classes=spec.num_classes,
+                                 input_shape=spec.input_shape)
+    rng = jax.random.PRNGKey(0)
+    variables = module.init({"params": rng, "dropout": rng},
+                            np.zeros((1, *spec.input_shape), np.float32), train=False)
+    images = np.random.default_rng(0).integers(0, 256, (8, *spec.input_shape), np.uint8)
+    tflite.export(module, variables, spec, out_dir, validation_images=images)
+    return out_dir
+
+
+def groups_of(directory: str) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for item in scan.walk_photos(os.path.abspath(directory)):
+        if isinstance(item, scan.Candidate):
+            rel = os.path.relpath(os.path.dirname(item.path), directory)
+            groups.setdefault("." if rel == "." else rel.split(os.sep)[0], []).append(
+                item.path)
+    return groups
+
+
+def per_step(analyzer: analyze.PhotoAnalyzer, paths: list[str]) -> dict:
+    """Mean/std ms of each step over `paths` (one warm-up photo first), one thread."""
+    analyzer.analyze(paths[0])
+    rows, faces = [], 0
+    for path in paths:
+        result = analyzer.analyze(path)
+        rows.append(result.timings_ms)
+        faces += len(result.faces)
+    steps = {}
+    for step in analyze.STEPS + ("total",):
+        values = [r[step] for r in rows]
+        steps[step] = {"mean_ms": round(statistics.fmean(values), 3),
+                       "std_ms": round(statistics.pstdev(values), 3),
+                       "median_ms": round(statistics.median(values), 3)}
+    return {"photos": len(paths), "faces": faces, "steps": steps}
+
+
+def throughput(paths: list[str], model_dir: str, detector: str, workers: int) -> dict:
+    """Photos/s of `fer scan` (thumbnails and SQLite included) over `paths`.
+
+    Rate is measured from the first committed photo to the last, so worker
+    start-up (model loading) is left out; wall time includes it.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.path.join(tmp, "photos")
+        os.makedirs(root)
+        for i, path in enumerate(paths):
+            os.symlink(path, os.path.join(root, f"{i:05d}{os.path.splitext(path)[1]}"))
+        conn = index.connect(os.path.join(tmp, "index.sqlite"))
+        stamps = []
+        started = time.perf_counter()
+        scan.scan(root, conn, scan.analyzer_factory(model_dir, detector),
+                  "bench", workers=workers, progress=False,
+                  on_photo=lambda _: stamps.append(time.perf_counter()))
+        wall = time.perf_counter() - started
+        conn.close()
+    steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else None
+    return {"workers": workers, "photos": len(paths), "wall_s": round(wall, 3),
+            "photos_per_s": None if steady is None else round(steady, 2),
+            "photos_per_s_with_startup": round(len(paths) / wall, 2)}
+
+
+def markdown(record: dict) -> str:
+    lines = [f"Photo pipeline ({record['detector']}, model {record['model_design']}, "
+             f"{record['cpu']}, load average {record['load_average']}); ms per photo "
+             f"on one core, mean ± std.", "",
+             "| group | photos | faces | " + " | ".join(analyze.STEPS) +
+             " | total | total median | goal | photos/s 1 worker | photos/s 2 workers |",
+             "| --- " * (len(analyze.STEPS) + 9) + "|"]
+    for name, g in record["groups"].items():
+        s = g["per_step"]["steps"]
+        cells = [f"{s[k]['mean_ms']:.2f} ± {s[k]['std_ms']:.2f}"
+                 for k in analyze.STEPS + ("total",)]
+        rates = {t["workers"]: t["photos_per_s"] for t in g["throughput"]}
+        goal = GOALS_MS.get(name)
+        lines.append(f"| {name} | {g['per_step']['photos']} | {g['per_step']['faces']} | "
+                     + " | ".join(cells) + f" | {s['total']['median_ms']:.2f} | "
+                     f"{'<= %g' % goal if goal else ''} | "
+                     f"{rates.get(1)} | {rates.get(2)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    parser.add_argument("dir")
+    parser.add_argument("--json", required=True, help="output JSON (a .md table beside it)")
+    parser.add_argument("--model", help="exported model directory")
+    parser.add_argument("--design", help="export this design with random weights instead")
+    parser.add_argument("--detector", default="blazeface", choices=detect.DETECTORS)
+    parser.add_argument("--make-samples", type=int, default=0, metavar="N")
+    parser.add_argument("--workers", default="1,2", help="worker counts to time")
+    parser.add_argument("--max-photos", type=int, default=0,
+                        help="at most this many photos per group (0: all)")
+    args = parser.parse_args(argv)
+
+    if args.make_samples:
+        make_samples(args.dir, args.make_samples)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = (export_design(args.design, tmp) if args.design
+                     else args.model or analyze.default_model_dir())
+        analyzer = scan.make_analyzer(model_dir, args.detector, thumbnail_side=None)
+        record = {"dir": os.path.abspath(args.dir), "detector": args.detector,
+                  "model_design": analyzer.classifier.spec.design,
+                  "random_weights": bool(args.design),
+                  "cpu": platform.processor() or platform.machine(),
+                  "python": sys.version.split()[0], "threads": 1,
+                  "load_average": [round(x, 2) for x in os.getloadavg()],
+                  "work_side": photos.WORK_SIDE, "groups": {}}
+        for name, paths in sorted(groups_of(args.dir).items()):
+            if args.max_photos:
+                paths = paths[:args.max_photos]
+            print(f"{name}: {len(paths)} photos", file=sys.stderr)
+            group = {"per_step": per_step(analyzer, paths), "throughput": []}
+            for workers in (int(w) for w in args.workers.split(",")):
+                group["throughput"].append(
+                    throughput(paths, model_dir, args.detector, workers))
+            record["groups"][name] = group
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(record, f, indent=2)
+    table = markdown(record)
+    with open(os.path.splitext(args.json)[0] + ".md", "w") as f:
+        f.write(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

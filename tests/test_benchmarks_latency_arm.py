@@ -180,3 +180,13 @@ def test_arm_reports_a_failing_device(tmp_path, export_dir, capsys):
                      "--out", str(tmp_path / "arm")])
     assert code == 1 and "failed" in capsys.readouterr().err
     assert not (tmp_path / "arm").exists()
+
+
+def test_cpu_model_names_arm_cores():
+    pi4 = "".join(f"processor\t: {i}\nCPU implementer\t: 0x41\nCPU part\t: 0xd08\n\n"
+                  for i in range(4)) + "Hardware\t: BCM2835\nModel\t: Raspberry Pi 4\n"
+    assert runner.cpu_model(pi4) == "4x Cortex-A72 (BCM2835)"
+    phone = "".join(f"processor\t: {i}\nCPU part\t: {part}\n\n"
+                    for i, part in enumerate(["0xd05"] * 4 + ["0xd0b"] * 3 + ["0xd44"]))
+    assert runner.cpu_model(phone) == "4x Cortex-A55 + 3x Cortex-A76 + 1x Cortex-X1"
+    assert runner.cpu_model("model name\t: AMD EPYC 7B13\n") == "AMD EPYC 7B13"

@@ -50,23 +50,46 @@ def _android_property(name: str) -> str:
         return ""
 
 
-def cpu_model() -> str:
-    """Best human-readable CPU name: x86 'model name', ARM 'Hardware'/'CPU part', SoC."""
-    info = _read("/proc/cpuinfo")
+# ARM's "CPU part" numbers (implementer 0x41) of cores found in Pis and phones.
+ARM_CORES = {
+    "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57", "0xd08": "Cortex-A72", "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76", "0xd0d": "Cortex-A77",
+    "0xd41": "Cortex-A78", "0xd44": "Cortex-X1", "0xd46": "Cortex-A510",
+    "0xd47": "Cortex-A710", "0xd48": "Cortex-X2", "0xd4b": "Cortex-A78C",
+    "0xd4d": "Cortex-A715", "0xd4e": "Cortex-X3", "0xd80": "Cortex-A520",
+    "0xd81": "Cortex-A720", "0xd82": "Cortex-X4",
+}
+
+
+def arm_cores(cpuinfo: str) -> str:
+    """'4x Cortex-A55 + 4x Cortex-A76' from /proc/cpuinfo's per-core CPU part lines."""
+    counts: dict[str, int] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "CPU part":
+            part = value.strip().lower()
+            name = ARM_CORES.get(part, f"part {part}")
+            counts[name] = counts.get(name, 0) + 1
+    return " + ".join(f"{n}x {name}" for name, n in counts.items())
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """x86 'model name'; on ARM the cores (from 'CPU part') and the SoC when known."""
+    info = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
     fields: dict[str, str] = {}
     for line in info.splitlines():
         key, sep, value = line.partition(":")
         if sep and key.strip() not in fields and value.strip():
             fields[key.strip()] = value.strip()
-    for key in ("model name", "Hardware", "Processor", "cpu model"):
-        if key in fields:
-            return fields[key]
-    soc = _android_property("ro.soc.model") or _android_property("ro.board.platform")
-    if soc:
-        return soc
-    if "CPU part" in fields:  # ARM: implementer and part numbers (e.g. 0xd08 = A72).
-        return f"ARM implementer {fields.get('CPU implementer', '?')} part {fields['CPU part']}"
-    return platform.processor() or platform.machine()
+    if "model name" in fields:
+        return fields["model name"]
+    cores = arm_cores(info)
+    soc = (_android_property("ro.soc.model") or _android_property("ro.board.platform")
+           or fields.get("Hardware", ""))
+    if cores:
+        return f"{cores} ({soc})" if soc else cores
+    return soc or platform.processor() or platform.machine()
 
 
 def device_name() -> str:

@@ -76,6 +76,11 @@ def _scan(args) -> int:
         summary = scan_lib.scan(
             args.dir, conn, factory, scan_lib.model_fingerprint(model_dir, args.detector),
             workers=args.workers, progress=not args.quiet)
+    except KeyboardInterrupt:
+        count = conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
+        print(f"\ninterrupted: {count} photos are in {args.db}; run the same command "
+              f"to resume", file=sys.stderr)
+        return 130
     finally:
         conn.close()
     print(json.dumps(summary.to_json(), indent=2) if args.json else summary.format())

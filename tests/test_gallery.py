@@ -360,3 +360,16 @@ def test_pipeline_benchmark_reports_every_step(tmp_path):
               "groups": {"small": {"per_step": stats, "throughput": [
                   {"workers": 1, "photos_per_s": 10.0}]}}}
     assert "| small | 2 | 2 |" in pipeline.markdown(record)
+
+
+def test_undecodable_file_names_are_skipped_not_fatal(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    gf.save(str(root / "ok.jpg"), gf.landscape(gf.astronaut()), quality=90)
+    bad_name = os.path.join(os.fsencode(root), b"caf\xe9.jpg")  # Latin-1, not UTF-8.
+    with open(bad_name, "wb") as f:
+        f.write(open(root / "ok.jpg", "rb").read())
+    conn = index.connect(str(tmp_path / "i.sqlite"))
+    summary = scan.scan(str(root), conn, _factory(), "m", workers=1, progress=False)
+    assert summary.photos == 1
+    assert [r for _, r in summary.skipped] == ["file name is not valid UTF-8"]

@@ -95,6 +95,9 @@ def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
     seen_dirs: set[str] = set()
 
     def visit(directory: str) -> Iterator[Candidate | tuple[str, str]]:
+        if not _utf8(directory):
+            yield _printable(directory), "folder name is not valid UTF-8"
+            return
         real = os.path.realpath(directory)
         if real in seen_dirs:
             yield directory, "symlink loop (directory already visited)"
@@ -108,6 +111,10 @@ def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
             return
         for entry in entries:
             path = entry.path
+            if not _utf8(path):
+                if photos_lib.is_photo_name(path):
+                    yield _printable(path), "file name is not valid UTF-8"
+                continue
             try:
                 st = os.stat(path)  # Follows symlinks.
             except OSError as e:
@@ -128,6 +135,19 @@ def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
                     yield Candidate(path, st.st_size, st.st_mtime_ns)
 
     yield from visit(root)
+
+
+def _utf8(path: str) -> bool:
+    """SQLite stores text as UTF-8; names with undecodable bytes cannot be keys."""
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _printable(path: str) -> str:
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # Worker-process state: one analyzer per process, built by the pool initializer.

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import tqdm
 
+from fer import labels as labels_lib
 from fer.gallery import analyze as analyze_lib
 from fer.gallery import index as index_lib
 from fer.gallery import photos as photos_lib
@@ -58,7 +59,8 @@ class ScanSummary:
                  f"({self.classified} classified now, {self.unchanged} unchanged, "
                  f"{self.removed} removed, {len(self.skipped)} skipped)"]
         for label, count in sorted(self.labels.items(), key=lambda kv: -kv[1]):
-            lines.append(f"  {label:<10} {count}")
+            emoji = labels_lib.EMOJI.get(label, " ")
+            lines.append(f"  {emoji} {label:<10} {count}")
         if self.skipped:
             lines.append("skipped:")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]

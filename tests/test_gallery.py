@@ -373,3 +373,30 @@ def test_undecodable_file_names_are_skipped_not_fatal(tmp_path):
     summary = scan.scan(str(root), conn, _factory(), "m", workers=1, progress=False)
     assert summary.photos == 1
     assert [r for _, r in summary.skipped] == ["file name is not valid UTF-8"]
+
+
+class _CrashingAnalyzer:
+    """Kills its own process on files named crash*, like a segfaulting decoder."""
+
+    def __init__(self):
+        self.inner = _factory()()
+
+    def analyze(self, path):
+        if os.path.basename(path).startswith("crash"):
+            os._exit(139)
+        return self.inner.analyze(path)
+
+
+def crashing_factory():  # Module level: worker processes import it by name.
+    return _CrashingAnalyzer()
+
+
+def test_a_file_that_kills_its_worker_is_skipped_and_the_scan_goes_on(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    for name in ("a.jpg", "crash.jpg", "b.jpg", "c.jpg"):
+        gf.save(str(root / name), gf.landscape(gf.astronaut()), quality=90)
+    conn = index.connect(str(tmp_path / "i.sqlite"))
+    summary = scan.scan(str(root), conn, crashing_factory, "m", workers=2, progress=False)
+    assert summary.photos == 3 and summary.classified == 3
+    assert summary.skipped == [(str(root / "crash.jpg"), scan.CRASHED)]

@@ -10,6 +10,7 @@ reason; the scan goes on.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import functools
 import hashlib
@@ -219,16 +220,58 @@ def scan(root: str, conn: sqlite3.Connection, factory: AnalyzerFactory, model_id
                 commit(*_analyze(candidate, analyzer))
                 bar.update()
         else:
-            ctx = multiprocessing.get_context("spawn")  # No forked LiteRT/thread state.
-            with ctx.Pool(min(workers, len(todo)), initializer=_init_worker,
-                          initargs=(factory,)) as pool:
-                for outcome in pool.imap_unordered(_analyze, todo, chunksize=1):
-                    commit(*outcome)
-                    bar.update()
+            def done(outcome) -> None:
+                commit(*outcome)
+                bar.update()
+            _run_workers(todo, factory, min(workers, len(todo)), done)
     finally:
         bar.close()
     _fill_totals(conn, root, summary)
     return summary
+
+
+CRASHED = "crashed the decoder (its worker process died); skipped"
+
+
+def _run_workers(todo: list[Candidate], factory: AnalyzerFactory, workers: int,
+                 done: Callable[[tuple], None]) -> None:
+    """Analyzes `todo` in worker processes, calling `done(outcome)` in this process.
+
+    A file that kills its worker (a decoder crash) must not stop the scan: when the
+    pool breaks, each photo that was in flight is retried alone in a fresh
+    one-worker pool, and the one that breaks that too is skipped as CRASHED.
+    """
+    ctx = multiprocessing.get_context("spawn")  # No forked LiteRT/thread state.
+    pending = collections.deque(todo)
+    while pending:
+        in_flight = _drain(pending, factory, workers, ctx, done)
+        for candidate in in_flight:  # Only after a crash.
+            if _drain(collections.deque([candidate]), factory, 1, ctx, done):
+                done((candidate, None, CRASHED))
+
+
+def _drain(pending: collections.deque, factory: AnalyzerFactory, workers: int, ctx,
+           done: Callable[[tuple], None]) -> list[Candidate]:
+    """Runs `pending` through one pool; returns the photos in flight if it broke."""
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(factory,))
+    in_flight: dict[concurrent.futures.Future, Candidate] = {}
+    try:
+        while pending or in_flight:
+            while pending and len(in_flight) < 2 * workers:  # Keep every worker busy.
+                candidate = pending.popleft()
+                in_flight[pool.submit(_analyze, candidate)] = candidate
+            finished, _ = concurrent.futures.wait(
+                in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                outcome = future.result()  # BrokenProcessPool if a worker died.
+                del in_flight[future]
+                done(outcome)
+        return []
+    except concurrent.futures.process.BrokenProcessPool:
+        return list(in_flight.values())
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _fill_totals(conn: sqlite3.Connection, root: str, summary: ScanSummary) -> None:

@@ -53,7 +53,7 @@ def _draw_mouth(canvas, label: int, cx: float, cy: float, s: float, tone: int,
                 rng: np.random.Generator) -> None:
     half = rng.uniform(4.5, 6.0) * s
     thick = max(1, int(round(rng.uniform(1.0, 1.6) * _SCALE)))
-    lift = rng.uniform(0.6, 1.2)  # Strength of this face's expression.
+    lift = rng.uniform(0.75, 1.25)  # Strength of this face's expression.
     xs = np.linspace(-half, half, 17)
     if label in (_NEUTRAL, _ANGER, _HAPPY, _SAD, _CONTEMPT, _DISGUST):
         if label == _HAPPY:
@@ -83,14 +83,14 @@ def _draw_mouth(canvas, label: int, cx: float, cy: float, s: float, tone: int,
 def _draw_face(label: int, rng: np.random.Generator) -> np.ndarray:
     n = IMAGE_SIZE * _SCALE
     background = rng.uniform(10, 245)
-    skin = rng.uniform(90, 230)
+    skin = rng.uniform(110, 230)
     if abs(skin - background) < 45:  # Keep the face visible against its background.
         skin = background + 60 if background < 128 else background - 60
-    dark = rng.uniform(0, max(10, skin - 70))
+    dark = rng.uniform(0, max(10, skin - 100))
     canvas = np.full((n, n), background, np.float32)
 
-    s = rng.uniform(0.9, 1.1)  # Face scale.
-    cx, cy = 24 + rng.uniform(-2.5, 2.5), 25 + rng.uniform(-2.5, 2.5)
+    s = rng.uniform(0.92, 1.08)  # Face scale.
+    cx, cy = 24 + rng.uniform(-1.5, 1.5), 25 + rng.uniform(-1.5, 1.5)
     cv2.ellipse(canvas, _pt(cx, cy), _pt(rng.uniform(14.5, 17.5) * s, rng.uniform(18.5, 21.5) * s),
                 0, 0, 360, float(skin), -1, cv2.LINE_AA)
 
@@ -103,7 +103,7 @@ def _draw_face(label: int, rng: np.random.Generator) -> np.ndarray:
 
     # Brows.
     inner_dy, outer_dy = _BROWS[label]
-    strength = rng.uniform(0.6, 1.2)
+    strength = rng.uniform(0.75, 1.25)
     brow_y = eye_y - rng.uniform(4.0, 5.0) * s
     thick = max(1, int(round(rng.uniform(1.0, 1.5) * _SCALE)))
     for side in (-1, 1):
@@ -126,16 +126,16 @@ def _draw_face(label: int, rng: np.random.Generator) -> np.ndarray:
     _draw_mouth(canvas, label, cx, cy + 9.5 * s, s, float(dark), rng)
 
     # Head tilt, then lighting, blur and noise at the final size.
-    matrix = cv2.getRotationMatrix2D(_pt(cx, cy), rng.uniform(-12, 12), 1.0)
+    matrix = cv2.getRotationMatrix2D(_pt(cx, cy), rng.uniform(-8, 8), 1.0)
     canvas = cv2.warpAffine(canvas, matrix, (n, n), borderMode=cv2.BORDER_REPLICATE)
     image = cv2.resize(canvas, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
     yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] / IMAGE_SIZE - 0.5
-    gx, gy = rng.uniform(-60, 60, 2)
-    image = image * rng.uniform(0.7, 1.15) + gx * xx + gy * yy
-    sigma = rng.uniform(0.0, 0.9)
+    gx, gy = rng.uniform(-40, 40, 2)
+    image = image * rng.uniform(0.8, 1.1) + gx * xx + gy * yy
+    sigma = rng.uniform(0.0, 0.7)
     if sigma > 0.3:
         image = cv2.GaussianBlur(image, (0, 0), sigma)
-    image = image + rng.normal(0, rng.uniform(3, 12), image.shape)
+    image = image + rng.normal(0, rng.uniform(2, 8), image.shape)
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 

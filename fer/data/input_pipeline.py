@@ -231,25 +231,42 @@ def create_split(config, split: str, *, train: bool, batch_size: int, seed: int,
 def _batches(source, transform, *, batch_size: int, train: bool, seed: int,
              shard_index: int, shard_count: int, workers: int,
              image_shape: tuple[int, ...], num_classes: int):
+    """Batches of this shard; padding batches keep every eval shard equally long.
+
+    grain works per record and batching happens here, in record order: grain's own
+    Batch runs inside each worker (batches of every k-th record), which would make
+    an epoch's batches depend on the worker count.
+    """
     n = len(source)
     per_shard = n // shard_count if train else math.ceil(n / shard_count)
     expected = per_shard // batch_size if train else math.ceil(per_shard / batch_size)
     produced = 0
-    if n > 0 and (not train or expected > 0):
+    if n > 0 and expected > 0:
         if workers > 0:
             _mark_flags_parsed()
         sampler = grain.IndexSampler(
             num_records=n, shuffle=False, num_epochs=1, seed=seed,
             shard_options=grain.ShardOptions(shard_index, shard_count,
                                              drop_remainder=train))
-        loader = grain.DataLoader(
-            data_source=source, sampler=sampler, worker_count=workers,
-            operations=[transform, grain.Batch(batch_size, drop_remainder=train)])
-        for batch in loader:
-            if produced == expected:  # Shards grain balanced differently: keep all in step.
-                break
-            yield _pad(batch, batch_size)
+        loader = grain.DataLoader(data_source=source, sampler=sampler,
+                                  worker_count=workers, operations=[transform])
+        pending: list[dict[str, Any]] = []
+        for example in loader:
+            pending.append(example)
+            if len(pending) == batch_size:
+                yield _stack(pending, batch_size)
+                produced += 1
+                pending = []
+                if produced == expected:
+                    break
+        if pending and not train and produced < expected:
+            yield _stack(pending, batch_size)
             produced += 1
-    while produced < expected:  # Eval: this shard ran out before the longest one.
+    while not train and produced < expected:  # This shard ran out before the longest one.
         yield _padding_batch(batch_size, image_shape, num_classes)
         produced += 1
+
+
+def _stack(examples: list[dict[str, Any]], batch_size: int) -> dict[str, np.ndarray]:
+    batch = {key: np.stack([np.asarray(e[key]) for e in examples]) for key in examples[0]}
+    return _pad(batch, batch_size)

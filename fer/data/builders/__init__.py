@@ -101,6 +101,7 @@ class Built:
     splits: list[str]
     label_set: labels_lib.LabelSet
     manual_dir: str
+    root: str  # <tfds_dir>/<dataset>-<key>: the TFDS data dir of this raw folder.
 
     @property
     def data_dir(self) -> str:
@@ -139,6 +140,20 @@ class Built:
         return out
 
 
+def check_layout(name: str, manual_dir: str) -> None:
+    """Raises LayoutError (what was expected, where) before TFDS sees the folder."""
+    if name == "fer2013":
+        path = fer2013.find_csv(manual_dir)
+        next(iter(fer2013.read_rows(path)), None)  # Checks the header.
+    elif name == "ferplus":
+        ferplus.find_splits(manual_dir)
+    elif name == "affectnet":
+        affectnet.find_files(manual_dir)
+    elif name == "image_folder":
+        for folder in image_folder.find_splits(manual_dir).values():
+            image_folder.class_folders(folder)
+
+
 def _builder(name: str, manual_dir: str, data_dir: str, image_size: int):
     if name == "fer2013":
         return fer2013.Fer2013(data_dir=data_dir), fer2013.LABEL_SET
@@ -160,6 +175,7 @@ def prepare(name: str, *, data_dir: str = "", tfds_dir: str = "",
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; the TFDS builders are {list(DATASETS)}")
     manual_dir = resolve_manual_dir(name, data_dir)
+    check_layout(name, manual_dir)
     root = os.path.join(resolve_tfds_dir(tfds_dir), f"{name}-{build_key(manual_dir)}")
     builder, label_set = _builder(name, manual_dir, root, image_size)
     if not builder.is_prepared():
@@ -175,7 +191,7 @@ def prepare(name: str, *, data_dir: str = "", tfds_dir: str = "",
                 try_download_gcs=False))
         _write_report(builder, name)
     return Built(builder, sorted(builder.info.splits.keys(), key=_split_order),
-                 label_set, manual_dir)
+                 label_set, manual_dir, root)
 
 
 def _split_order(split: str) -> tuple[int, str]:

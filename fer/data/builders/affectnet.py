@@ -19,6 +19,7 @@ import csv
 import dataclasses
 import os
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from fer import labels as labels_lib
@@ -71,9 +72,13 @@ class Affectnet(tfds.core.GeneratorBasedBuilder):
     plus training.csv and validation.csv, unchanged.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, config=None, **kwargs):
         self.report = common.BuildReport()
-        super().__init__(**kwargs)
+        # TFDS refuses a new config object named like a registered one: use that one.
+        registered = {c.name: c for c in self.BUILDER_CONFIGS}
+        if isinstance(config, tfds.core.BuilderConfig) and config.name in registered:
+            config = registered[config.name]
+        super().__init__(config=config, **kwargs)
 
     @property
     def stored_size(self) -> int:
@@ -85,8 +90,8 @@ class Affectnet(tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict({
                 "image": tfds.features.Image(shape=(n, n, 1)),
                 "label": tfds.features.ClassLabel(names=list(LABEL_SET.labels)),
-                "valence": tfds.features.Scalar(dtype="float32"),
-                "arousal": tfds.features.Scalar(dtype="float32"),
+                "valence": tfds.features.Scalar(dtype=np.float32),
+                "arousal": tfds.features.Scalar(dtype=np.float32),
                 "file_name": tfds.features.Text(),
             }),
             supervised_keys=("image", "label"),

@@ -99,9 +99,13 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
     angry, disgust, fear, happy, neutral, sad, surprise, contempt.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, config=None, **kwargs):
         self.report = common.BuildReport()
-        super().__init__(**kwargs)
+        # TFDS refuses a new config object named like a registered one: use that one.
+        registered = {c.name: c for c in self.BUILDER_CONFIGS}
+        if isinstance(config, tfds.core.BuilderConfig) and config.name in registered:
+            config = registered[config.name]
+        super().__init__(config=config, **kwargs)
 
     @property
     def label_set(self) -> labels_lib.LabelSet:

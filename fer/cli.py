@@ -70,7 +70,9 @@ def _scan(args) -> int:
 
     model_dir = args.model or analyze_lib.default_model_dir()
     factory = scan_lib.analyzer_factory(model_dir, args.detector)
-    factory()  # Fail fast (bad model dir, missing detector) before walking the tree.
+    analyzer = factory()  # Fail fast (bad model, no detector) before walking the tree.
+    if args.workers <= 1:
+        factory = lambda: analyzer  # noqa: E731 (in-process: reuse it)
     conn = index_lib.connect(args.db)
     try:
         summary = scan_lib.scan(

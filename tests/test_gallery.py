@@ -215,6 +215,8 @@ def test_scan_indexes_good_photos_and_skips_bad_ones_with_reasons(tmp_path, monk
     bad = gf.write_bad_files(str(root / "bad"))
     _unreadable(monkeypatch, bad["locked.jpg"])
     (root / "readme.txt").write_text("ignored: not a photo name")
+    (root / "._astronaut.jpg").write_bytes(b"\0\5\26\7 macOS metadata, hidden")
+    os.symlink(root / "bad", root / "bad_again")  # A second way in: scanned once.
     conn = index.connect(str(tmp_path / "index.sqlite"))
     summary = scan.scan(str(root), conn, _factory(), "m1", workers=1, progress=False)
     assert summary.photos == len(good_paths) == summary.classified
@@ -223,6 +225,12 @@ def test_scan_indexes_good_photos_and_skips_bad_ones_with_reasons(tmp_path, monk
                  "loop.jpg", "locked.jpg"):
         assert name in {os.path.basename(p) for p in skipped}, name
     assert any("symlink loop" in r for p, r in skipped.items() if p.endswith("up"))
+    assert "scanned once" in skipped[str(root / "bad_again")]
+    assert not any("._" in p for p in skipped)
+    # A gallery written inside the photo folder is not indexed on the next scan.
+    web.write_static(str(tmp_path / "index.sqlite"), str(root / "site"))
+    again = scan.scan(str(root), conn, _factory(), "m1", workers=1, progress=False)
+    assert again.classified == 0 and again.photos == len(good_paths)
     assert summary.labels["no face"] == 1 and summary.labels[analyze.MULTIPLE] == 1
     assert summary.faces == len(good_paths) - 1 + 1  # blank has 0, two_faces has 2.
     text = summary.format()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import errno
 import functools
 import hashlib
 import multiprocessing
@@ -29,6 +30,7 @@ from fer.gallery import photos as photos_lib
 
 AnalyzerFactory = Callable[[], analyze_lib.PhotoAnalyzer]
 THUMBNAIL_SIDE = 320
+GALLERY_MARKER = ".fer-gallery"  # In `fer gallery --out` folders: never scanned.
 
 
 @dataclasses.dataclass
@@ -91,9 +93,10 @@ def model_fingerprint(model_dir: str, detector: str) -> str:
 def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
     """Photo files under `root` as Candidates, or (path, reason) for unusable ones.
 
-    Directory symlinks are followed once (a loop is reported, not entered); file
-    symlinks that loop or dangle are reported; names without a photo extension
-    are ignored.
+    Directory symlinks are followed once (a loop or a second way into a folder is
+    reported, not entered); file symlinks that loop or dangle are reported. Names
+    without a photo extension, hidden names (".thumbnails", macOS "._IMG.jpg") and
+    folders written by `fer gallery --out` (holding GALLERY_MARKER) are ignored.
     """
     seen_dirs: set[str] = set()
 
@@ -103,9 +106,15 @@ def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
             return
         real = os.path.realpath(directory)
         if real in seen_dirs:
-            yield directory, "symlink loop (directory already visited)"
+            parent = os.path.realpath(os.path.dirname(directory))
+            if parent == real or parent.startswith(real.rstrip(os.sep) + os.sep):
+                yield directory, "symlink loop (links to a folder above it)"
+            else:
+                yield directory, f"same folder as {real}, scanned once"
             return
         seen_dirs.add(real)
+        if os.path.exists(os.path.join(directory, GALLERY_MARKER)):
+            return
         try:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -114,6 +123,8 @@ def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
             return
         for entry in entries:
             path = entry.path
+            if entry.name.startswith("."):
+                continue
             if not _utf8(path):
                 if photos_lib.is_photo_name(path):
                     yield _printable(path), "file name is not valid UTF-8"
@@ -122,8 +133,8 @@ def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
                 st = os.stat(path)  # Follows symlinks.
             except OSError as e:
                 if entry.is_symlink() or os.path.islink(path):
-                    if photos_lib.is_photo_name(path) or e.errno == 40:
-                        reason = ("symlink loop" if e.errno == 40 else
+                    if photos_lib.is_photo_name(path) or e.errno == errno.ELOOP:
+                        reason = ("symlink loop" if e.errno == errno.ELOOP else
                                   f"broken symlink ({e.strerror})")
                         yield path, reason
                 elif photos_lib.is_photo_name(path):

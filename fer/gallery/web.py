@@ -21,6 +21,7 @@ import urllib.parse
 from fer import labels as labels_lib
 from fer.gallery import index as index_lib
 from fer.gallery.analyze import MULTIPLE
+from fer.gallery.scan import GALLERY_MARKER
 
 NO_FACE = "none"
 _THUMB_ROUTE = re.compile(r"^/thumbs/([0-9]{1,18})\.jpg$")
@@ -71,6 +72,8 @@ def write_static(db_path: str, out_dir: str) -> str:
     try:
         thumbs = os.path.join(out_dir, "thumbs")
         os.makedirs(thumbs, exist_ok=True)
+        with open(os.path.join(out_dir, GALLERY_MARKER), "w") as f:
+            f.write("written by `fer gallery --out`; `fer scan` skips this folder\n")
         for photo_id, blob in conn.execute("SELECT id, thumbnail FROM photos"):
             if blob:
                 with open(os.path.join(thumbs, f"{photo_id}.jpg"), "wb") as f:

@@ -160,7 +160,9 @@ _PAGE = r"""<!doctype html>
   .frame { position:relative; aspect-ratio:4/3; background:#e7e5e4; }
   .frame img { position:absolute; inset:0; width:100%; height:100%; object-fit:contain; }
   .box { position:absolute; border:2px solid rgba(37,99,235,.9); border-radius:3px; }
-  figcaption { padding:8px 10px; display:flex; justify-content:space-between; gap:6px; }
+  figcaption { padding:8px 10px; display:flex; justify-content:space-between;
+               align-items:baseline; gap:6px; }
+  .main { white-space:nowrap; flex:none; }
   .label { font-weight:600; white-space:nowrap; } .conf { text-align:right; } .emoji { font-size:20px; margin-right:4px; }
   .conf, .name { color:var(--muted); font-size:13px; }
   .name { padding:0 10px 8px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
@@ -206,7 +208,7 @@ function card(p) {
   });
   const [emoji, label, conf] = caption(p);
   const cap = document.createElement('figcaption');
-  cap.innerHTML = '<span><span class="emoji"></span><span class="label"></span></span>' +
+  cap.innerHTML = '<span class="main"><span class="emoji"></span><span class="label"></span></span>' +
                   '<span class="conf"></span>';
   cap.querySelector('.emoji').textContent = emoji;
   cap.querySelector('.label').textContent = label;

@@ -361,7 +361,7 @@ def test_pipeline_benchmark_reports_every_step(tmp_path):
     assert list(groups) == ["small"] and len(groups["small"]) == 2
     stats = pipeline.per_step(_factory()(), groups["small"])
     assert stats["photos"] == 2 and stats["faces"] == 2
-    assert set(stats["steps"]) == set(analyze.STEPS) | {"total"}
+    assert set(stats["steps"]) == set(analyze.STEPS) | {"total", "total_cpu"}
     total = stats["steps"]["total"]["mean_ms"]
     assert total >= sum(stats["steps"][s]["mean_ms"] for s in analyze.STEPS) - 0.01
     record = {"detector": "blazeface", "model_design": "fake", "cpu": "x", "load_average": 0,

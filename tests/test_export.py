@@ -184,3 +184,25 @@ def test_bad_requests_fail_clearly(tmp_path, loaded):
     with pytest.raises(ValueError, match="needs calibration images"):
         tflite.export(module, variables, spec, str(tmp_path), variants=("int8",),
                       validation_images=images)
+
+
+def test_runtime_resizes_a_dynamic_batch_model(tmp_path, trained, loaded, pipeline):
+    """Models exported elsewhere with a polymorphic batch run in one invoke."""
+    import tensorflow as tf
+    from jax.experimental import jax2tf
+
+    module, variables, spec, _ = loaded
+    fn = tf.function(jax2tf.convert(tflite.probability_fn(module, variables),
+                                    with_gradient=False, polymorphic_shapes=["(b, ...)"]),
+                     autograph=False)
+    cf = fn.get_concrete_function(tf.TensorSpec((None, *spec.input_shape), tf.float32))
+    (tmp_path / "model.tflite").write_bytes(
+        tf.lite.TFLiteConverter.from_concrete_functions([cf], fn).convert())
+    spec.save(str(tmp_path))
+    classifier = runtime.LiteRTClassifier(str(tmp_path))
+    assert classifier._dynamic_batch  # pylint: disable=protected-access
+    faces = _validation_uint8(pipeline)[:7]
+    fixed = runtime.LiteRTClassifier(trained[1])
+    np.testing.assert_allclose(classifier.predict_probs(faces),
+                               fixed.predict_probs(faces), atol=1e-5)
+    assert classifier.predict_probs(faces[:3]).shape == (3, spec.num_classes)

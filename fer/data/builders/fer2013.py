@@ -52,27 +52,44 @@ def open_text(path: str):
     return open(path, newline="")
 
 
-def read_rows(path: str):
-    """Yields (row number, dict of the row) after checking the header."""
+def read_rows(path: str, usage: str | None = None):
+    """Yields (row number, dict of the row, or the raw list if it has the wrong length).
+
+    With `usage`, rows of the other known usages are passed over unparsed (Kaggle's
+    file ends each line with its Usage): each split's pass then parses only its rows.
+    """
     with open_text(path) as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or any(c not in [h.strip() for h in header] for c in COLUMNS):
+        header = next(csv.reader([f.readline()]), None)
+        header = [h.strip() for h in header] if header else []
+        if any(c not in header for c in COLUMNS):
             raise common.LayoutError(
                 f"{path} is not a FER2013 csv: expected the header {','.join(COLUMNS)}, "
                 f"found {header}")
-        header = [h.strip() for h in header]
-        for number, row in enumerate(reader, start=2):
-            if row:
-                yield number, dict(zip(header, row)) if len(row) == len(header) else row
+        usage_last = header[-1] == "Usage"
+        for number, line in enumerate(f, start=2):
+            if not line.strip():
+                continue
+            if usage and usage_last:
+                tail = line.rstrip("\r\n").rsplit(",", 1)[-1].strip().strip('"')
+                if tail in USAGES and tail != usage:
+                    continue
+            row = next(csv.reader([line]))
+            yield number, dict(zip(header, row)) if len(row) == len(header) else row
 
 
 def present_splits(path: str) -> list[str]:
     """Splits with at least one row, in Training/PublicTest/PrivateTest order."""
     seen = set()
-    for _, row in read_rows(path):
-        if isinstance(row, dict):
-            seen.add(row["Usage"].strip())
+    with open_text(path) as f:
+        header = [h.strip() for h in next(csv.reader([f.readline()]), [])]
+        usage_last = bool(header) and header[-1] == "Usage"
+        for line in f:
+            if usage_last:
+                seen.add(line.rstrip("\r\n").rsplit(",", 1)[-1].strip().strip('"'))
+            else:
+                row = next(csv.reader([line]), [])
+                if len(row) == len(header):
+                    seen.add(dict(zip(header, row))["Usage"].strip())
     splits = [split for usage, split in USAGES.items() if usage in seen]
     if not splits:
         raise common.LayoutError(
@@ -125,7 +142,8 @@ class Fer2013(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, path: str, split: str):
         name = os.path.basename(path)
-        for number, row in read_rows(path):
+        usage_of_split = {v: k for k, v in USAGES.items()}[split]
+        for number, row in read_rows(path, usage=usage_of_split):
             where = f"{name}:{number}"
             if not isinstance(row, dict):
                 self._skip_once("?", where, f"malformed row: expected {len(COLUMNS)} "

@@ -16,8 +16,7 @@ from typing import Sequence
 
 from fer import labels as labels_lib
 from fer.gallery import analyze as analyze_lib
-
-DEFAULT_DB = "fer-gallery.sqlite"
+from fer.gallery.index import DEFAULT_DB
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:

@@ -166,13 +166,3 @@ def thumbnail(conn: sqlite3.Connection, photo_id: int) -> bytes | None:
 def photo_path(conn: sqlite3.Connection, photo_id: int) -> str | None:
     row = conn.execute("SELECT path FROM photos WHERE id=?", (photo_id,)).fetchone()
     return None if row is None else row["path"]
-
-
-def label_counts(conn: sqlite3.Connection) -> dict[str | None, int]:
-    return {r[0]: r[1] for r in conn.execute(
-        "SELECT label, COUNT(*) FROM photos GROUP BY label ORDER BY label")}
-
-
-def skipped(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    return [(r["path"], r["reason"]) for r in
-            conn.execute("SELECT path, reason FROM skipped ORDER BY path")]

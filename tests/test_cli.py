@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -107,11 +108,12 @@ def test_scan_filter_gallery_with_two_workers(model_dir, library, tmp_path, caps
 
 
 def test_killed_scan_resumes_without_losing_indexed_photos(model_dir, tmp_path):
+    TOTAL = 150  # noqa: N806
     root = tmp_path / "photos"
     root.mkdir()
-    for i in range(40):
-        gf.save(str(root / f"p{i:02d}.jpg"), gf.landscape(gf.astronaut(), seed=i),
-                quality=90)
+    first = gf.save(str(root / "p000.jpg"), gf.landscape(gf.astronaut()), quality=90)
+    for i in range(1, TOTAL):  # Enough work that the kill lands mid-scan, even on a busy CPU.
+        shutil.copyfile(first, root / f"p{i:03d}.jpg")
     db = tmp_path / "index.sqlite"
     cmd = [sys.executable, "-m", "fer", "scan", str(root), "--db", str(db), "--model",
            model_dir, "--workers", "1", "--quiet"]
@@ -131,12 +133,12 @@ def test_killed_scan_resumes_without_losing_indexed_photos(model_dir, tmp_path):
     proc.kill()
     proc.wait()
     kept = sqlite3.connect(db).execute("SELECT COUNT(*) FROM photos").fetchone()[0]
-    assert 40 > kept >= indexed >= 2  # Killed mid-scan, after some commits.
+    assert TOTAL > kept >= indexed >= 2  # Killed mid-scan, after some commits.
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     result = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=120)
     summary = json.loads(result.stdout)
-    assert summary["photos"] == 40
-    assert summary["unchanged"] == kept and summary["classified"] == 40 - kept
+    assert summary["photos"] == TOTAL
+    assert summary["unchanged"] == kept and summary["classified"] == TOTAL - kept
 
 
 def test_fer_composites_are_found_and_classified(model_dir, tmp_path, capsys):

@@ -167,13 +167,61 @@ def _padding_batch(batch_size: int, image_shape: tuple[int, ...],
             "mask": np.zeros((batch_size,), np.float32)}
 
 
-def _pad(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-    n = len(batch["label"])
-    batch = dict(batch, mask=np.ones((n,), np.float32))
+def _stack(examples: list[dict[str, Any]], batch_size: int) -> dict[str, np.ndarray]:
+    """Examples -> one batch of `batch_size`, padded with mask 0 when short."""
+    n = len(examples)
+    batch = {key: np.stack([np.asarray(e[key]) for e in examples]) for key in examples[0]}
+    batch["mask"] = np.ones((n,), np.float32)
     if n == batch_size:
         return batch
     return {k: np.concatenate([v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)])
             for k, v in batch.items()}
+
+
+class ToBatch(grain.RandomMapTransform):
+    """Records of one batch -> a batch; each record's generator is drawn from the batch's."""
+
+    def __init__(self, to_example: ToExample, batch_size: int):
+        self.to_example = to_example
+        self.batch_size = int(batch_size)
+
+    def random_map(self, records: list[dict[str, Any]],
+                   rng: np.random.Generator) -> dict[str, np.ndarray]:
+        seeds = rng.integers(0, 2**63 - 1, size=len(records))
+        return _stack([self.to_example.random_map(r, np.random.default_rng(int(s)))
+                       for r, s in zip(records, seeds)], self.batch_size)
+
+
+class BatchSource:
+    """Item i = the records of batch i: grain's unit of work (and of IPC) is a batch.
+
+    Working per batch rather than per record keeps worker traffic to one array per
+    batch, and makes batch contents independent of the worker count (grain's own
+    Batch runs inside each worker, over every k-th record).
+    """
+
+    def __init__(self, base, batches: list[np.ndarray]):
+        self._base = base
+        self._batches = batches
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __getitem__(self, index: int) -> list[dict[str, Any]]:
+        return sources_lib.read_many(self._base, self._batches[int(index)])
+
+
+def shard_interval(n: int, shard_index: int, shard_count: int,
+                   drop_remainder: bool) -> tuple[int, int]:
+    """[start, end) of a shard of n records (grain's even split: the first shards get the rest)."""
+    options = grain.ShardOptions(shard_index, shard_count, drop_remainder=drop_remainder)
+    per_shard, rest = divmod(n, options.shard_count)
+    start = per_shard * options.shard_index
+    end = start + per_shard
+    if not options.drop_remainder:
+        start += min(options.shard_index, rest)
+        end += min(options.shard_index + 1, rest)
+    return start, end
 
 
 def _mark_flags_parsed() -> None:
@@ -216,57 +264,42 @@ def create_split(config, split: str, *, train: bool, batch_size: int, seed: int,
 
     order = epoch_order(data.labels, seed=seed, epoch=epoch, shuffle=train,
                         balanced=train and bool(config.get("balanced_sampling", False)))
-    source = sources_lib.SubsetSource(data.source, order)
-    transform = ToExample(
+    to_example = ToExample(
         image_size=size, channels=channels,
         preprocessing_name=str(config.get("preprocessing", "none")),
         augment=train and bool(config.get("augment", False)),
         num_classes=num_classes, soft_targets=soft)
-    return _batches(source, transform, batch_size=batch_size, train=train,
+    return _batches(data.source, order, to_example, batch_size=batch_size, train=train,
                     seed=_seed_for(seed, epoch), shard_index=int(shard_index),
                     shard_count=int(shard_count), workers=int(config.get("num_workers", 0)),
                     image_shape=(size, size, channels), num_classes=num_classes)
 
 
-def _batches(source, transform, *, batch_size: int, train: bool, seed: int,
-             shard_index: int, shard_count: int, workers: int,
+def _batches(source, order: np.ndarray, to_example: ToExample, *, batch_size: int,
+             train: bool, seed: int, shard_index: int, shard_count: int, workers: int,
              image_shape: tuple[int, ...], num_classes: int):
-    """Batches of this shard; padding batches keep every eval shard equally long.
-
-    grain works per record and batching happens here, in record order: grain's own
-    Batch runs inside each worker (batches of every k-th record), which would make
-    an epoch's batches depend on the worker count.
-    """
-    n = len(source)
-    per_shard = n // shard_count if train else math.ceil(n / shard_count)
-    expected = per_shard // batch_size if train else math.ceil(per_shard / batch_size)
+    """This shard's batches; padding batches keep every eval shard equally long."""
+    n = len(order)
+    start, end = shard_interval(n, shard_index, shard_count, drop_remainder=train)
+    mine = order[start:end]
+    if train:
+        mine = mine[:len(mine) - len(mine) % batch_size]
+        expected = len(mine) // batch_size
+    else:
+        expected = math.ceil(math.ceil(n / shard_count) / batch_size)
+    chunks = [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
     produced = 0
-    if n > 0 and expected > 0:
+    if chunks:
         if workers > 0:
             _mark_flags_parsed()
-        sampler = grain.IndexSampler(
-            num_records=n, shuffle=False, num_epochs=1, seed=seed,
-            shard_options=grain.ShardOptions(shard_index, shard_count,
-                                             drop_remainder=train))
-        loader = grain.DataLoader(data_source=source, sampler=sampler,
-                                  worker_count=workers, operations=[transform])
-        pending: list[dict[str, Any]] = []
-        for example in loader:
-            pending.append(example)
-            if len(pending) == batch_size:
-                yield _stack(pending, batch_size)
-                produced += 1
-                pending = []
-                if produced == expected:
-                    break
-        if pending and not train and produced < expected:
-            yield _stack(pending, batch_size)
+        sampler = grain.IndexSampler(num_records=len(chunks), shuffle=False, num_epochs=1,
+                                     seed=seed, shard_options=grain.NoSharding())
+        loader = grain.DataLoader(data_source=BatchSource(source, chunks), sampler=sampler,
+                                  worker_count=workers,
+                                  operations=[ToBatch(to_example, batch_size)])
+        for batch in loader:
+            yield batch
             produced += 1
-    while not train and produced < expected:  # This shard ran out before the longest one.
+    while produced < expected:  # Eval: this shard ran out before the longest one.
         yield _padding_batch(batch_size, image_shape, num_classes)
         produced += 1
-
-
-def _stack(examples: list[dict[str, Any]], batch_size: int) -> dict[str, np.ndarray]:
-    batch = {key: np.stack([np.asarray(e[key]) for e in examples]) for key in examples[0]}
-    return _pad(batch, batch_size)

@@ -60,6 +60,13 @@ def vote_distribution(votes: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # Sources.
 
+def read_many(source, indices: Sequence[int]) -> list[dict[str, Any]]:
+    """source[i] for each i, in one batched read where the source supports it."""
+    if hasattr(source, "read_many"):
+        return source.read_many(indices)
+    return [source[int(i)] for i in indices]
+
+
 class ArraySource:
     """Records from in-memory arrays (the demo set, tests)."""
 
@@ -96,7 +103,9 @@ class TfdsSource:
         return len(self._source)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        example = self._source[int(index)]
+        return self._record(self._source[int(index)])
+
+    def _record(self, example) -> dict[str, Any]:
         image = np.asarray(example["image"], np.uint8)
         if image.ndim == 2:
             image = image[..., None]
@@ -104,6 +113,9 @@ class TfdsSource:
         if self._has_votes:
             record["votes"] = vote_distribution(example["votes"])
         return record
+
+    def read_many(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        return [self._record(e) for e in self._source.__getitems__([int(i) for i in indices])]
 
     def __repr__(self) -> str:
         return f"TfdsSource({self._name}, {len(self)} records)"
@@ -121,6 +133,9 @@ class SubsetSource:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self._base[int(self._indices[index])]
+
+    def read_many(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        return read_many(self._base, self._indices[np.asarray(indices, np.int64)])
 
     def __repr__(self) -> str:
         return f"SubsetSource({len(self)} of {self._base!r})"

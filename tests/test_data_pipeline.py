@@ -99,6 +99,15 @@ def test_augment_changes_pixels_reproducibly_and_stays_in_range():
     assert np.abs(a - image).mean() > 0.005 and np.abs(a - c).mean() > 0.005
     # Small changes: the augmented image still resembles the original.
     assert np.corrcoef(a.ravel(), image.ravel())[0, 1] > 0.5
+    # Resizing inside the warp: the same picture as resizing first.
+    big = augment_lib.augment(image, np.random.default_rng(1), output_size=96)
+    assert big.shape == (96, 96)
+    shrunk = cv2.resize(big, (48, 48), interpolation=cv2.INTER_AREA)
+    assert np.corrcoef(shrunk.ravel(), a.ravel())[0, 1] > 0.9
+    still = augment_lib.augment(image, np.random.default_rng(1), augment_lib.AugmentOptions(
+        flip=False, max_shift=0, max_rotation=0, max_scale=0, noise_std=0), output_size=96)
+    np.testing.assert_allclose(still[2:-2, 2:-2], cv2.resize(image, (96, 96))[2:-2, 2:-2],
+                               atol=1e-5)  # Borders: reflected here, replicated by resize.
 
 
 # ----------------------------------------------------------------------------

@@ -24,20 +24,32 @@ class AugmentOptions:
 
 
 def augment(image: np.ndarray, rng: np.random.Generator,
-            options: AugmentOptions = AugmentOptions()) -> np.ndarray:
-    """Randomly transforms one float32 (H, W) image in [0, 1]; returns the same shape."""
+            options: AugmentOptions = AugmentOptions(),
+            output_size: int | None = None) -> np.ndarray:
+    """Randomly transforms one float32 (H, W) image in [0, 1].
+
+    With `output_size`, the resize to output_size x output_size is folded into the
+    same affine warp (one interpolation, cost set by the output size), so
+    augmenting a 48x48 face for a 224x224 model costs one 224x224 warp.
+    """
     image = np.asarray(image, np.float32)
     if image.ndim != 2:
         raise ValueError(f"augment expects one (H, W) image, got shape {image.shape}")
     h, w = image.shape
+    out_h, out_w = (h, w) if output_size is None else (output_size, output_size)
     if options.flip and rng.random() < 0.5:
         image = image[:, ::-1]
     angle = rng.uniform(-options.max_rotation, options.max_rotation)
     scale = 1.0 + rng.uniform(-options.max_scale, options.max_scale)
-    dx, dy = rng.uniform(-options.max_shift, options.max_shift, 2) * (w, h)
-    matrix = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), angle, scale)
+    dx, dy = rng.uniform(-options.max_shift, options.max_shift, 2) * (out_w, out_h)
+    # Source pixel centres -> output pixel centres, then rotate/scale about the centre.
+    resize = np.array([[out_w / w, 0, 0.5 * out_w / w - 0.5],
+                       [0, out_h / h, 0.5 * out_h / h - 0.5], [0, 0, 1]])
+    turn = np.vstack([cv2.getRotationMatrix2D((out_w / 2 - 0.5, out_h / 2 - 0.5), angle, scale),
+                      [0, 0, 1]])
+    matrix = (turn @ resize)[:2]
     matrix[:, 2] += (dx, dy)
-    image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (w, h),
+    image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (out_w, out_h),
                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     if options.noise_std > 0:
         image = image + rng.normal(0.0, options.noise_std, image.shape).astype(np.float32)

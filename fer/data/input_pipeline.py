@@ -118,10 +118,11 @@ class ToExample(grain.RandomMapTransform):
     def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         gray = preprocessing.to_gray(np.asarray(record["image"], np.uint8))
         gray = preprocessing.apply(self.preprocessing_name, gray)
-        gray = preprocessing.resize(gray, self.image_size)
-        image = spec_lib.normalise(gray)
-        if self.augment:
-            image = augment_lib.augment(image, rng)
+        if self.augment:  # The resize is folded into the augmentation's warp.
+            image = augment_lib.augment(spec_lib.normalise(gray), rng,
+                                        output_size=self.image_size)
+        else:
+            image = spec_lib.normalise(preprocessing.resize(gray, self.image_size))
         image = np.repeat(image[..., None], self.channels, axis=-1)
         label = int(record["label"])
         if self.soft_targets and "votes" in record:

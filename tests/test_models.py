@@ -25,18 +25,31 @@ def _images(shape, batch=2):
     return jax.random.uniform(jax.random.key(42), (batch, *shape), jnp.float32)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _forward(model, dropout_model, variables, x, key_a, key_b):
-    """Eval twice, train with two dropout keys; one compile per design and size."""
-    def train(m, key):
-        return m.apply(variables, x, train=True, rngs={"dropout": key},
+@functools.partial(jax.jit, static_argnums=0)
+def _init(model, rngs, x):
+    return model.init(rngs, x, train=False)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _eval(model, variables, x):
+    return model.apply(variables, x, train=False, mutable=["batch_stats"])
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _train(model, variables, x, key):
+    return model.apply(variables, x, train=True, rngs={"dropout": key},
                        mutable=["batch_stats"])
-    eval_out, eval_state = model.apply(variables, x, train=False,
-                                       mutable=["batch_stats"])
-    eval_again = model.apply(variables, x, train=False)
-    train_a, train_state = train(dropout_model, key_a)
-    train_b, _ = train(dropout_model, key_b)
-    return eval_out, eval_again, eval_state, train_a, train_b, train_state
+
+
+def _equal(a, b) -> list[bool]:
+    return jax.tree.leaves(jax.tree.map(
+        lambda u, v: bool(jnp.array_equal(u, v)), a, b))
+
+
+def _check_logits(logits, batch):
+    assert logits.shape == (batch, NUM_CLASSES) and logits.dtype == jnp.float32
+    assert np.isfinite(np.asarray(logits)).all()
+    np.testing.assert_allclose(jax.nn.softmax(logits).sum(-1), 1.0, rtol=1e-5)
 
 
 def test_registry_has_every_design():
@@ -72,47 +85,60 @@ def test_batch_of_the_wrong_shape_is_an_error():
         model.init(_rngs(0), jnp.zeros((1, 64, 64, 1)))
 
 
-@pytest.mark.parametrize("size", [48, 224])
 @pytest.mark.parametrize("name", models.list_models())
-def test_design_contract(name, size):
-    shape = (size, size, 1)
+def test_design_contract_at_48(name):
+    shape = (48, 48, 1)
     model = models.create_model(name, num_classes=NUM_CLASSES, input_shape=shape)
     # Same parameters, dropout switched on everywhere (some designs have none
     # by default, as in the seed): dropout must act in train mode only.
     dropout_model = models.create_model(name, num_classes=NUM_CLASSES,
                                         input_shape=shape, dropout_rate=0.5)
     x = _images(shape)
-    init = jax.jit(lambda r: model.init(r, x, train=False))
-    variables = init(_rngs(0))
-    assert jax.tree_util.tree_all(jax.tree.map(
-        lambda a: a.dtype == jnp.float32, variables))
+    variables = _init(model, _rngs(0), x)
+    assert {a.dtype for a in jax.tree.leaves(variables)} == {jnp.dtype("float32")}
+    assert all(_equal(variables, _init(model, _rngs(0), x))), "init not deterministic"
+    assert not all(_equal(variables["params"], _init(model, _rngs(1), x)["params"]))
 
-    eval_out, eval_again, eval_state, train_a, train_b, train_state = _forward(
-        model, dropout_model, variables, x, jax.random.key(1), jax.random.key(2))
-
-    assert eval_out.shape == (2, NUM_CLASSES) and eval_out.dtype == jnp.float32
-    assert np.isfinite(np.asarray(eval_out)).all()
-    np.testing.assert_allclose(jax.nn.softmax(eval_out).sum(-1), 1.0, rtol=1e-5)
-    np.testing.assert_array_equal(eval_out, eval_again)
+    # Eval needs no dropout key and repeats exactly even at rate 0.5.
+    logits, eval_state = _eval(dropout_model, variables, x)
+    _check_logits(logits, 2)
+    np.testing.assert_array_equal(logits, _eval(dropout_model, variables, x)[0])
+    train_a, train_state = _train(dropout_model, variables, x, jax.random.key(1))
+    train_b, _ = _train(dropout_model, variables, x, jax.random.key(2))
+    _check_logits(train_a, 2)
     assert not np.allclose(train_a, train_b), "dropout inactive in train mode"
 
     if "batch_stats" in variables:
-        old = variables["batch_stats"]
-        assert jax.tree.all(jax.tree.map(
-            lambda a, b: bool(jnp.array_equal(a, b)), old, eval_state["batch_stats"]))
-        changed = jax.tree.leaves(jax.tree.map(
-            lambda a, b: bool(jnp.any(a != b)), old, train_state["batch_stats"]))
-        assert all(changed), "some BatchNorm statistics were not updated in training"
+        assert all(_equal(variables["batch_stats"], eval_state["batch_stats"]))
+        assert not any(_equal(variables["batch_stats"], train_state["batch_stats"])), (
+            "some BatchNorm statistics were not updated in training")
     else:
         assert not jax.tree.leaves(train_state)
+        assert not jax.tree.leaves(eval_state)
 
-    if size == 48:  # Deterministic for a seed (the compiled init is reused).
-        same = jax.tree.leaves(jax.tree.map(
-            lambda a, b: bool(jnp.array_equal(a, b)), variables, init(_rngs(0))))
-        other = jax.tree.leaves(jax.tree.map(
-            lambda a, b: bool(jnp.array_equal(a, b)),
-            variables["params"], init(_rngs(1))["params"]))
-        assert all(same) and not all(other)
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_design_runs_at_224(name):
+    shape = (224, 224, 1)
+    model = models.create_model(name, num_classes=NUM_CLASSES, input_shape=shape)
+    x = _images(shape, batch=1)
+    rngs = _rngs(0)
+    small = models.create_model(name, num_classes=NUM_CLASSES, input_shape=(48, 48, 1))
+    shapes = jax.eval_shape(lambda r: model.init(r, x), rngs)
+    small_shapes = jax.eval_shape(lambda r: small.init(r, _images((48, 48, 1), 1)), rngs)
+    if jax.tree.map(np.shape, shapes) == jax.tree.map(np.shape, small_shapes):
+        # Fully convolutional: the same variables serve every input size, so
+        # the (slow to compile) init at 48 px is reused.
+        variables = _init(small, rngs, _images((48, 48, 1)))
+    else:
+        variables = _init(model, rngs, x)
+    logits, eval_state = _eval(model, variables, x)
+    _check_logits(logits, 1)
+    train_logits, train_state = _train(model, variables, x, jax.random.key(1))
+    _check_logits(train_logits, 1)
+    if "batch_stats" in variables:
+        assert all(_equal(variables["batch_stats"], eval_state["batch_stats"]))
+        assert not all(_equal(variables["batch_stats"], train_state["batch_stats"]))
 
 
 @pytest.mark.parametrize("name", models.list_models())

@@ -90,4 +90,7 @@ def count_params(variables: Any) -> dict[str, int]:
 
 # Importing the design modules fills the registry.
 from fer.models import baseline as _baseline  # noqa: E402,F401
+from fer.models import fractal as _fractal  # noqa: E402,F401
+from fer.models import reference as _reference  # noqa: E402,F401
 from fer.models import resnet as _resnet  # noqa: E402,F401
+from fer.models import xcao as _xcao  # noqa: E402,F401

@@ -4,7 +4,8 @@ Images per second of fer's training input pipeline (fer.data.input_pipeline:
 shuffle, decode, preprocess, resize, normalise, augment, batch) at 48x48 and
 224x224 with 0 and 2 grain worker processes, beside what a training step of the
 default design (configs/default.py) consumes on this machine: the loader must
-deliver at least twice that. Prints a markdown table; --json also writes it.
+deliver at least twice that. Prints a markdown table; --json also writes it (and the
+table as a .md beside it).
 
 The dataset is FER+ from --data_dir or $FER_DATA/ferplus (built once into
 --tfds_dir), or the embedded demo set when neither is there (--dataset=demo).
@@ -95,7 +96,8 @@ def measure_train_step(image_size: int, batch_size: int, steps: int) -> dict[str
 
 
 def markdown(rows: list[dict[str, Any]], step: dict[str, Any] | None) -> str:
-    lines = ["| dataset | size | workers | augment | images/s | start-up s | main-process CPU ms/image |",
+    lines = ["| dataset | size | workers | augment | images/s | start-up s "
+             "| main-process CPU ms/image |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['dataset']} | {r['image_size']}x{r['image_size']} | {r['workers']} | "
@@ -127,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=40, help="timed batches per row")
     parser.add_argument("--step_steps", type=int, default=20,
                         help="timed training steps of the default design (0: skip)")
-    parser.add_argument("--json", default="", help="also write the results here")
+    parser.add_argument("--json", default="",
+                        help="also write the results here (and a .md beside)")
     args = parser.parse_args(argv)
 
     from absl import flags  # noqa: PLC0415 (grain's workers read absl flags)
@@ -135,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     flags.FLAGS.mark_as_parsed()
     if not args.dataset:
         fer_data = os.environ.get("FER_DATA", "")
-        has_ferplus = args.data_dir or (fer_data and os.path.isdir(os.path.join(fer_data, "ferplus")))
+        has_ferplus = args.data_dir or (
+            fer_data and os.path.isdir(os.path.join(fer_data, "ferplus")))
         args.dataset = "ferplus" if has_ferplus else "demo"
 
     rows = []
@@ -159,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"rows": rows, "train_step": step, "cpus": os.cpu_count(),
                        "load_average": os.getloadavg(), "machine": platform.platform(),
                        "markdown": table}, f, indent=1)
+        with open(os.path.splitext(args.json)[0] + ".md", "w") as f:
+            f.write(f"# Input pipeline ({os.cpu_count()} CPUs, load average "
+                    f"{os.getloadavg()[0]:.1f} at the end)\n\n{table}\n")
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -97,7 +96,8 @@ class TfdsSource:
     def __init__(self, builder, split: str):
         self._source = builder.as_data_source(split=split)
         self._has_votes = "votes" in builder.info.features
-        self._name = f"{builder.name}/{builder.builder_config.name if builder.builder_config else ''}"
+        config = builder.builder_config.name if builder.builder_config else ""
+        self._name = f"{builder.name}/{config}"
 
     def __len__(self) -> int:
         return len(self._source)

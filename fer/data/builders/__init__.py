@@ -26,7 +26,6 @@ import tensorflow_datasets as tfds
 
 from fer import labels as labels_lib
 from fer.data.builders import affectnet
-from fer.data.builders import common
 from fer.data.builders import fer2013
 from fer.data.builders import ferplus
 from fer.data.builders import image_folder
@@ -115,7 +114,7 @@ class Built:
             return json.load(f)
 
     def metadata(self, split: str) -> dict[str, np.ndarray]:
-        """Per-record `label` (and FER+ `votes`) of a split, read once and cached beside the build."""
+        """Per-record `label` (and FER+ `votes`) of a split, cached beside the build."""
         path = os.path.join(self.data_dir, f"fer_index_{split}.npz")
         if os.path.exists(path):
             with np.load(path) as cached:

@@ -132,7 +132,8 @@ class Fer2013(tfds.core.GeneratorBasedBuilder):
                 "file_name": tfds.features.Text(),
             }),
             supervised_keys=("image", "label"),
-            homepage="https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge",
+            homepage=("https://www.kaggle.com/c/challenges-in-representation-learning-"
+                      "facial-expression-recognition-challenge"),
         )
 
     def _split_generators(self, dl_manager):

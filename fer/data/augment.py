@@ -52,5 +52,5 @@ def augment(image: np.ndarray, rng: np.random.Generator,
     image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (out_w, out_h),
                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     if options.noise_std > 0:
-        image = image + rng.normal(0.0, options.noise_std, image.shape).astype(np.float32)
+        image += np.float32(options.noise_std) * rng.standard_normal(image.shape, np.float32)
     return np.clip(image, 0.0, 1.0).astype(np.float32)

@@ -26,7 +26,7 @@ class AugmentOptions:
 def augment(image: np.ndarray, rng: np.random.Generator,
             options: AugmentOptions = AugmentOptions(),
             output_size: int | None = None) -> np.ndarray:
-    """Randomly transforms one float32 (H, W) image in [0, 1].
+    """Randomly transforms one float32 (H, W) image in [0, 1]: flip, noise, affine warp.
 
     With `output_size`, the resize to output_size x output_size is folded into the
     same affine warp (one interpolation, cost set by the output size), so
@@ -39,6 +39,8 @@ def augment(image: np.ndarray, rng: np.random.Generator,
     out_h, out_w = (h, w) if output_size is None else (output_size, output_size)
     if options.flip and rng.random() < 0.5:
         image = image[:, ::-1]
+    if options.noise_std > 0:  # Pixel noise of the source image (cheap at any output size).
+        image = image + np.float32(options.noise_std) * rng.standard_normal((h, w), np.float32)
     angle = rng.uniform(-options.max_rotation, options.max_rotation)
     scale = 1.0 + rng.uniform(-options.max_scale, options.max_scale)
     dx, dy = rng.uniform(-options.max_shift, options.max_shift, 2) * (out_w, out_h)
@@ -51,6 +53,4 @@ def augment(image: np.ndarray, rng: np.random.Generator,
     matrix[:, 2] += (dx, dy)
     image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (out_w, out_h),
                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    if options.noise_std > 0:
-        image += np.float32(options.noise_std) * rng.standard_normal(image.shape, np.float32)
-    return np.clip(image, 0.0, 1.0).astype(np.float32)
+    return np.clip(image, 0.0, 1.0, out=image)

@@ -5,8 +5,9 @@
     -> augmentation (training only) -> batches of image/label/target/mask
 
 Training resumes at epoch boundaries, so an epoch's order and augmentation depend
-only on (seed, epoch): grain derives each record's random generator from the
-sampler seed and the record's position in the epoch.
+only on (seed, epoch) (and the batch size): grain derives each batch's random
+generator from the sampler seed and the batch's position in the epoch, and each
+record's generator is drawn from its batch's. The worker count changes nothing.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from ml_collections import config_flags
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(_HERE, "configs", "default.py"),
+    "config", os.path.join(_HERE, "configs", "demo.py"),
     "Config file (configs/<design>.py); fields can be overridden with "
     "--config.<field>=value.", lock_config=True)
 _WORKDIR = flags.DEFINE_string(

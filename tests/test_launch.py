@@ -108,3 +108,26 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_state(trained, tmp_path,
     _, uninterrupted, _, _ = checkpoint_lib.load_model(trained[0], "latest")
     for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(uninterrupted)):
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs"))
+                 if f.endswith(".py") and f != "__init__.py")
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_loads_and_documents_its_command(name):
+    import importlib
+
+    module = importlib.import_module(f"configs.{name}")
+    config = module.get_config()
+    for field in ("dataset", "data_dir", "tfds_dir", "image_size", "channels",
+                  "preprocessing", "label_mode", "augment", "balanced_sampling",
+                  "class_weights", "num_workers", "train_split", "eval_split",
+                  "affectnet_protocol", "affectnet_reduced", "seed", "model",
+                  "optimizer", "learning_rate", "epochs", "batch_size"):
+        assert field in config, f"{name}: missing {field}"
+    assert "python launch.py" in module.__doc__
+    if name not in ("default", "demo"):
+        assert f"configs/{name}.py" in module.__doc__
+    from fer import models
+    assert config.model in models.list_models() or name == "fractal", config.model

@@ -26,7 +26,7 @@ def tiny_model(monkeypatch):
 
 
 def _config(**overrides):
-    defaults = dict(model_kwargs={"dropout": 0.2}, learning_rate=1e-2)
+    defaults = dict(model_kwargs={"dropout_rate": 0.2}, learning_rate=1e-2)
     defaults.update(overrides)
     return fx.tiny_config(**defaults)
 
@@ -177,7 +177,7 @@ TWO_DEVICES = textwrap.dedent("""
     import training_fixtures as fx
     from fer.training import state as state_lib, train as train_lib
     assert jax.device_count() == 2, jax.devices()
-    config = fx.tiny_config(model_kwargs={{"batch_norm": True, "dropout": 0.0}})
+    config = fx.tiny_config(model_kwargs={{"batch_norm": True, "dropout_rate": 0.0}})
     model = fx.create_tiny_model(config, 8)
     # SGD: Adam's first step is sign(g) * lr, which turns the round-off on the
     # conv bias (its gradient is exactly 0 in theory, BN follows) into +-lr.

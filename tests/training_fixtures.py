@@ -28,7 +28,7 @@ class TinyNet(nn.Module):
 
     num_classes: int
     batch_norm: bool = True
-    dropout: float = 0.0
+    dropout_rate: float = 0.0
     dtype: object = jnp.float32
 
     @nn.compact
@@ -37,8 +37,8 @@ class TinyNet(nn.Module):
         if self.batch_norm:
             x = nn.BatchNorm(use_running_average=not train, dtype=self.dtype)(x)
         x = nn.relu(x).reshape((x.shape[0], -1))
-        if self.dropout:
-            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        if self.dropout_rate:
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, dtype=self.dtype)(x)
 
 

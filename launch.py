@@ -65,6 +65,9 @@ def _banner(text: str) -> None:
 
 def _export(workdir: str, variants) -> str | None:
     """fer.export when it is installed in this checkout; None (and why) otherwise."""
+    if not variants:
+        print("Export skipped: config.export_variants is empty.", flush=True)
+        return None
     try:
         from fer.export import tflite as export_tflite
     except ImportError as e:

@@ -131,3 +131,22 @@ def test_every_config_loads_and_documents_its_command(name):
         assert f"configs/{name}.py" in module.__doc__
     from fer import models
     assert config.model in models.list_models() or name == "fractal", config.model
+
+
+def test_real_launch_on_demo_data(tmp_path):
+    """The README's main command with the real zoo and demo set, cut to a few steps."""
+    workdir = tmp_path / "demo"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, os.path.join(REPO, "launch.py"), f"--workdir={workdir}",
+         "--config.epochs=1", "--config.steps_per_epoch=3", "--config.export_variants=()",
+         "--config.progress_bar=False"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    output = out.stdout + out.stderr
+    assert out.returncode == 0, output[-4000:]
+    assert "DEMO set" in output and "| xcao | demo | validation |" in output
+    report = json.load(open(workdir / "report.json"))
+    assert report["labels"] == json.load(open(workdir / "model.json"))["labels"]
+    assert report["num_examples"] > 0 and len(report["confusion"]) == 8
+    rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [3]

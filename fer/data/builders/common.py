@@ -12,15 +12,19 @@ Bad data policy (all builders):
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import itertools
 import os
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
 VERSION = tfds.core.Version("1.0.0")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 RELEASE_NOTES = {"1.0.0": "First release."}
 
 
@@ -96,3 +100,16 @@ def require_dir(path: str, what: str) -> None:
     if not os.path.isdir(path):
         raise LayoutError(f"expected {what} at {path}, found "
                           f"{'a file' if os.path.exists(path) else 'nothing'}")
+
+
+def parallel_map(fn: Callable[[_T], _R], items: Iterable[_T], *, chunk: int = 256,
+                 threads: int | None = None) -> Iterator[tuple[_T, _R]]:
+    """(item, fn(item)) in input order, fn run on a thread pool a chunk at a time.
+
+    For image decoding (OpenCV releases the GIL); chunks bound the memory held.
+    """
+    threads = threads or min(16, os.cpu_count() or 1)
+    iterator = iter(items)
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        while batch := list(itertools.islice(iterator, chunk)):
+            yield from zip(batch, pool.map(fn, batch))

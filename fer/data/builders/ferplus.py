@@ -105,16 +105,17 @@ class Ferplus(tfds.core.GeneratorBasedBuilder):
         label_path = os.path.join(folder, LABEL_FILE)
         with open(label_path, newline="") as f:
             rows = list(csv.reader(f))
+        tasks = []
         for number, row in enumerate(rows, start=1):
-            where = f"{label_path}:{number}"
             if not row:
                 continue
             parsed = parse_row(row)
             if isinstance(parsed, str):
-                self.report.skip(split, where, f"malformed row: {parsed}")
-                continue
-            name, votes = parsed
-            image, why = common.read_gray(os.path.join(folder, name))
+                self.report.skip(split, f"{label_path}:{number}", f"malformed row: {parsed}")
+            else:
+                tasks.append((number, *parsed))
+        for (number, name, votes), (image, why) in common.parallel_map(
+                lambda task: common.read_gray(os.path.join(folder, task[1])), tasks):
             if image is None:
                 self.report.skip(split, os.path.join(folder, name), why)
                 continue

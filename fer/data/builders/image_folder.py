@@ -136,13 +136,14 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
                     f"in the label set {self.label_set.name} {self.label_set.labels}")
             label = self.label_set.index(canonical)
             class_dir = os.path.join(folder, class_name)
-            for file_name in sorted(os.listdir(class_dir)):
-                path = os.path.join(class_dir, file_name)
-                if not file_name.lower().endswith(IMAGE_EXTENSIONS) or not os.path.isfile(path):
-                    continue
-                image, why = common.read_gray(path)
+            files = [f for f in sorted(os.listdir(class_dir))
+                     if f.lower().endswith(IMAGE_EXTENSIONS)
+                     and os.path.isfile(os.path.join(class_dir, f))]
+            # Decoding dominates: threads (cv2 releases the GIL).
+            for file_name, (image, why) in common.parallel_map(
+                    lambda f, d=class_dir: common.read_gray(os.path.join(d, f)), files):
                 if image is None:
-                    self.report.skip(split, path, why)
+                    self.report.skip(split, os.path.join(class_dir, file_name), why)
                     continue
                 relative = f"{class_name}/{file_name}"
                 yield relative, {"image": common.square(image, size), "label": label,

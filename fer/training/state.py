@@ -40,13 +40,11 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int):
     kwargs = dict(config.get("model_kwargs", {}) or {})
     if config.get("half_precision", False):
         kwargs.setdefault("dtype", jnp.bfloat16)
-    try:
-        return models.create_model(config.model, num_classes=num_classes,
-                                   input_shape=input_shape(config), **kwargs)
-    except KeyError as e:
-        raise ValueError(
-            f"config.model={config.model!r} is not a known design; known: "
-            f"{models.list_models()}") from e
+    if config.model not in models.list_models():
+        raise ValueError(f"config.model={config.model!r} is not a known design; "
+                         f"known: {models.list_models()}")
+    return models.create_model(config.model, num_classes=num_classes,
+                               input_shape=input_shape(config), **kwargs)
 
 
 def create_learning_rate_schedule(config: ml_collections.ConfigDict,

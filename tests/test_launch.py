@@ -130,7 +130,7 @@ def test_every_config_loads_and_documents_its_command(name):
     if name not in ("default", "demo"):
         assert f"configs/{name}.py" in module.__doc__
     from fer import models
-    assert config.model in models.list_models() or name == "fractal", config.model
+    assert config.model in models.list_models(), config.model
 
 
 def test_real_launch_on_demo_data(tmp_path):

@@ -1,5 +1,6 @@
 """Training loop on a tiny learnable fixture: learning, resume, NaN guard, load_model."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -23,6 +24,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(autouse=True)
 def tiny_model(monkeypatch):
     monkeypatch.setattr(state_lib, "create_model", fx.create_tiny_model)
+
+
+_REAL_CREATE_MODEL = state_lib.create_model
+
+
+@contextlib.contextmanager
+def monkeypatch_real_create_model():
+    """The zoo's create_model for one block (the autouse fixture installs the tiny one)."""
+    tiny = state_lib.create_model
+    state_lib.create_model = _REAL_CREATE_MODEL
+    try:
+        yield
+    finally:
+        state_lib.create_model = tiny
 
 
 def _config(**overrides):
@@ -150,6 +165,9 @@ def test_optimizer_and_schedule_choices():
         assert np.all(np.asarray(updates["w"]) < 0)
     with pytest.raises(ValueError, match="config.optimizer='rmsprop'"):
         state_lib.create_optimizer(_config(optimizer="rmsprop"), 10)
+    with monkeypatch_real_create_model():
+        with pytest.raises(ValueError, match="config.model='nope' is not a known design"):
+            state_lib.create_model(_config(model="nope"), 8)
     with pytest.raises(ValueError, match="multiple of the 2 devices"):
         train_lib.global_batch_size(_config(batch_size=33), num_devices=2)
 

@@ -384,3 +384,13 @@ def test_no_data_dir_and_no_fer_data_is_a_clear_error(monkeypatch, tfds_dir):
     monkeypatch.delenv("FER_DATA", raising=False)
     with pytest.raises(builders.LayoutError, match="config.data_dir"):
         builders.prepare("ferplus", data_dir="", tfds_dir=tfds_dir)
+
+
+def test_build_ahead_command_prints_counts_and_skips(ferplus_dir, tfds_dir, capsys):
+    from fer.data.builders import __main__ as build_cli  # noqa: PLC0415
+
+    assert build_cli.main(["ferplus", "--data_dir", str(ferplus_dir),
+                           "--tfds_dir", tfds_dir]) == 0
+    out = capsys.readouterr().out
+    assert "train: 10 records" in out and "majority mode keeps 7" in out
+    assert "skipped: 3" in out and "fer0000099.png" in out

@@ -307,3 +307,12 @@ def test_two_workers_give_the_same_batches_as_none():
     for a, b in zip(in_process, workers):
         np.testing.assert_array_equal(a["image"], b["image"])
         np.testing.assert_array_equal(a["label"], b["label"])
+
+
+def test_default_shard_is_this_jax_process():
+    config = demo_config()
+    implicit = next(iter(ip.create_split(config, "validation", train=False, batch_size=8,
+                                         seed=0)))
+    explicit = next(iter(ip.create_split(config, "validation", train=False, batch_size=8,
+                                         seed=0, shard_index=0, shard_count=1)))
+    np.testing.assert_array_equal(implicit["image"], explicit["image"])

@@ -119,6 +119,13 @@ def test_load_model_gives_the_trained_variables(full_run):
         checkpoint_lib.load_model(os.path.dirname(workdir) + "/nowhere")
 
 
+def test_workdir_of_another_design_is_refused(full_run):
+    workdir, _, _ = full_run
+    with pytest.raises(ValueError, match=r"image_size: 8 -> 16.*new --workdir"):
+        train_lib.train_and_evaluate(_config(image_size=16), workdir,
+                                     pipeline=fx.FakePipeline())
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     workdir = str(tmp_path)
     with pytest.raises(FloatingPointError, match=r"epoch 2.*epoch 1\) is kept"):

@@ -292,6 +292,27 @@ def _write_run_files(config, workdir: str, spec: spec_lib.ModelSpec) -> None:
     spec.save(workdir)
 
 
+# Fields that change the shape of the saved state: a workdir cannot resume across them.
+_RUN_IDENTITY = ("model", "model_kwargs", "image_size", "channels", "dataset", "optimizer")
+
+
+def _check_same_run(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """A clear error instead of a failed restore when a workdir holds another run."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path) or not os.path.isdir(
+            os.path.join(workdir, checkpoint_lib.CHECKPOINT_DIR)):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    current = json.loads(config.to_json_best_effort())
+    changed = [k for k in _RUN_IDENTITY if k in saved and saved[k] != current.get(k)]
+    if changed:
+        details = ", ".join(f"{k}: {saved[k]!r} -> {current.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"{workdir} holds a run with a different config ({details}); it resumes "
+            f"only with the same settings. Use a new --workdir.")
+
+
 def _check_finite(sums: Mapping[str, Any], *, epoch: int, step: int,
                   last_good: int, checkpoint_dir: str) -> None:
     loss = float(sums["loss_sum"])
@@ -391,6 +412,7 @@ def train_and_evaluate(
     p_train, p_eval = compile_steps(model, tx, mesh, num_classes, class_weights,
                                     float(config.get("label_smoothing", 0.0)))
 
+    _check_same_run(config, workdir)
     checkpoints = checkpoint_lib.Checkpoints(
         workdir, keep=int(config.get("keep_checkpoints", 2)))
     start_epoch, best, best_loss = 0, -np.inf, np.inf

@@ -13,7 +13,6 @@ See docs/training.md for every option.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from absl import app

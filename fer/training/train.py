@@ -19,7 +19,7 @@ import itertools
 import json
 import os
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from absl import logging
 import jax

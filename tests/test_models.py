@@ -16,8 +16,11 @@ SEED_DESIGNS = ("baseline", "baseline_bn", "xcao", "xcao2", "fractal",
 NUM_CLASSES = 8
 
 
-def _rngs(seed: int):
-    params, dropout = jax.random.split(jax.random.key(seed))
+def _rngs(seed: int, impl: str = "unsafe_rbg"):
+    """Init keys. XLA's RngBitGenerator compiles ~3x faster on CPU than the
+    default threefry, whose compile dominates these tests; the designs do not
+    depend on the key type (test_threefry_keys_work checks the default)."""
+    params, dropout = jax.random.split(jax.random.key(seed, impl=impl))
     return {"params": params, "dropout": dropout}
 
 
@@ -93,7 +96,7 @@ def test_design_contract_at_48(name):
     # by default, as in the seed): dropout must act in train mode only.
     dropout_model = models.create_model(name, num_classes=NUM_CLASSES,
                                         input_shape=shape, dropout_rate=0.5)
-    x = _images(shape)
+    x = _images(shape, batch=4)  # 4, not 2: BatchNorm on 2 logits is ~ +-1.
     variables = _init(model, _rngs(0), x)
     assert {a.dtype for a in jax.tree.leaves(variables)} == {jnp.dtype("float32")}
     assert all(_equal(variables, _init(model, _rngs(0), x))), "init not deterministic"
@@ -101,12 +104,12 @@ def test_design_contract_at_48(name):
 
     # Eval needs no dropout key and repeats exactly even at rate 0.5.
     logits, eval_state = _eval(dropout_model, variables, x)
-    _check_logits(logits, 2)
+    _check_logits(logits, 4)
     np.testing.assert_array_equal(logits, _eval(dropout_model, variables, x)[0])
     train_a, train_state = _train(dropout_model, variables, x, jax.random.key(1))
     train_b, _ = _train(dropout_model, variables, x, jax.random.key(2))
-    _check_logits(train_a, 2)
-    assert not np.allclose(train_a, train_b), "dropout inactive in train mode"
+    _check_logits(train_a, 4)
+    assert np.abs(train_a - train_b).max() > 1e-3, "dropout inactive in train mode"
 
     if "batch_stats" in variables:
         assert all(_equal(variables["batch_stats"], eval_state["batch_stats"]))
@@ -115,6 +118,15 @@ def test_design_contract_at_48(name):
     else:
         assert not jax.tree.leaves(train_state)
         assert not jax.tree.leaves(eval_state)
+
+
+def test_threefry_keys_work():
+    model = models.create_model("baseline", num_classes=NUM_CLASSES,
+                                input_shape=(16, 16, 1))
+    x = _images((16, 16, 1))
+    variables = _init(model, _rngs(0, impl="threefry2x32"), x)
+    assert not all(_equal(variables, _init(model, _rngs(1, impl="threefry2x32"), x)))
+    _check_logits(_eval(model, variables, x)[0], 2)
 
 
 @pytest.mark.parametrize("name", models.list_models())
@@ -129,16 +141,15 @@ def test_design_runs_at_224(name):
     if jax.tree.map(np.shape, shapes) == jax.tree.map(np.shape, small_shapes):
         # Fully convolutional: the same variables serve every input size, so
         # the (slow to compile) init at 48 px is reused.
-        variables = _init(small, rngs, _images((48, 48, 1)))
+        variables = _init(small, rngs, _images((48, 48, 1), batch=4))
     else:
         variables = _init(model, rngs, x)
+    # Train-mode behaviour (dropout, BatchNorm updates) does not depend on the
+    # input size and is checked at 48 px; here the 224 px graph must run.
     logits, eval_state = _eval(model, variables, x)
     _check_logits(logits, 1)
-    train_logits, train_state = _train(model, variables, x, jax.random.key(1))
-    _check_logits(train_logits, 1)
     if "batch_stats" in variables:
         assert all(_equal(variables["batch_stats"], eval_state["batch_stats"]))
-        assert not all(_equal(variables["batch_stats"], train_state["batch_stats"]))
 
 
 @pytest.mark.parametrize("name", models.list_models())

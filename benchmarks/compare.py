@@ -132,7 +132,7 @@ def _pct(x) -> str:
 def markdown(rows: Sequence[Mapping[str, Any]], arm_entries: Sequence[Mapping[str, Any]],
              variants: Sequence[str], threads: Sequence[int], host: Mapping[str, Any],
              runs: int) -> str:
-    size_variants = list(dict.fromkeys(v for r in rows for v in r["sizes"]))
+    size_variants = list(dict.fromkeys(v for r in rows for v in [*r["sizes"], *r["refused"]]))
     latency_cols = [f"{v}@{t}" for v in variants for t in threads]
     header = (["design", "dataset/split", "accuracy %", "balanced acc. %", "loss", "params"]
               + [f"{v} KiB" for v in size_variants] + ["JAX CPU ms"]

@@ -86,6 +86,8 @@ def test_batch_of_the_wrong_shape_is_an_error():
                                 input_shape=(48, 48, 1))
     with pytest.raises(ValueError, match=r"expected images of shape \(B, 48, 48, 1\)"):
         model.init(_rngs(0), jnp.zeros((1, 64, 64, 1)))
+    with pytest.raises(ValueError, match="fer.spec.normalise"):
+        model.init(_rngs(0), jnp.zeros((1, 48, 48, 1), jnp.uint8))
 
 
 @pytest.mark.parametrize("name", models.list_models())

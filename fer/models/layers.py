@@ -19,6 +19,10 @@ def check_input(x: jnp.ndarray, input_shape: Sequence[int], design: str):
         raise ValueError(
             f"{design}: expected images of shape (B, {', '.join(map(str, input_shape))}) "
             f"(NHWC, float in [0, 1]), got {tuple(x.shape)}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(
+            f"{design}: expected float images in [0, 1], got {x.dtype}; "
+            "convert uint8 pixels with fer.spec.normalise")
 
 
 def batch_norm(train: bool, dtype: Dtype, use_scale: bool = True,

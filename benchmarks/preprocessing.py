@@ -49,8 +49,8 @@ class LimitedPipeline:
                 num[split] = min(num[split], limit)
         return _with(info, num_examples=num)
 
-    def class_weights(self, counts):
-        return self.base.class_weights(counts)
+    def class_weights(self, counts, power: float = 1.0):
+        return self.base.class_weights(counts, power)
 
     def create_split(self, config, split, *, train, batch_size, **kw) -> Iterator[dict]:
         limit = self.limits.get(split)

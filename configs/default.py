@@ -31,7 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.label_mode = "majority"  # FER+: majority (hard) | probability (votes).
     config.augment = False
     config.balanced_sampling = False
-    config.class_weights = False   # Weight the loss by inverse training frequency.
+    config.class_weights = False   # Weight the loss by inverse training frequency...
+    config.class_weight_power = 1.0  # ...to this power (0.5 = square root, milder).
     config.num_workers = 0         # grain worker processes (0 = in-process).
     config.train_split = "train"
     config.eval_split = "validation"

@@ -286,6 +286,9 @@ def test_class_weights():
     assert weights[3] == 0
     with pytest.raises(ValueError):
         ip.class_weights(np.array([0, 0]))
+    root = ip.class_weights(np.array([100, 25]), power=0.5)
+    np.testing.assert_allclose(root, [2 / 3, 4 / 3], rtol=1e-6)
+    np.testing.assert_allclose(ip.class_weights(np.array([100, 25]), power=0), [1, 1])
 
 
 def test_unknown_dataset_and_split_are_clear_errors():

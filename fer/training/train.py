@@ -402,7 +402,8 @@ def train_and_evaluate(
     class_weights = None
     if config.get("class_weights", False):
         class_weights = np.asarray(input_pipeline.class_weights(
-            info.class_counts[config.train_split]), np.float32)
+            info.class_counts[config.train_split],
+            float(config.get("class_weight_power", 1.0))), np.float32)
 
     model = state_lib.create_model(config, num_classes)
     tx = state_lib.create_optimizer(config, steps_per_epoch)

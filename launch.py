@@ -72,7 +72,13 @@ def _export(workdir: str, variants) -> str | None:
     except ImportError as e:
         print(f"Export skipped: fer.export.tflite is not available ({e}).", flush=True)
         return None
-    return export_tflite.export_workdir(workdir, variants=tuple(variants))
+    try:
+        return export_tflite.export_workdir(workdir, variants=tuple(variants))
+    except export_tflite.Int8AgreementError as refused:
+        # The other variants and export.json are written before the refusal: a refused
+        # int8 model must not cost the run its report row or its float models.
+        print(f"Export: {refused}", flush=True)
+        return os.path.join(workdir, export_tflite.EXPORT_DIRNAME)
 
 
 def train_main(config, workdir: str) -> dict:

@@ -150,3 +150,23 @@ def test_real_launch_on_demo_data(tmp_path):
     assert report["num_examples"] > 0 and len(report["confusion"]) == 8
     rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
     assert [r["step"] for r in rows] == [3]
+
+
+def test_refused_int8_export_keeps_the_run(tmp_path, monkeypatch, capsys):
+    """A refused int8 model is reported; the run still ends with its other exports."""
+    import importlib.util
+    from fer.export import tflite as export_tflite
+
+    spec = importlib.util.spec_from_file_location("launch_under_test",
+                                                  os.path.join(REPO, "launch.py"))
+    launch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch)
+
+    def refuse(workdir, variants):
+        assert variants == ("float16", "int8")
+        raise export_tflite.Int8AgreementError("int8 model refused: top-1 agreement 90%")
+
+    monkeypatch.setattr(export_tflite, "export_workdir", refuse)
+    out_dir = launch._export(str(tmp_path), ["float16", "int8"])
+    assert out_dir == os.path.join(str(tmp_path), export_tflite.EXPORT_DIRNAME)
+    assert "int8 model refused" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """The shipped model's run: resnet_fer_tiny on FER+ (8 classes), tuned for 2 CPU cores.
 
   python launch.py --config configs/ferplus_resnet_fer_tiny.py \
-      --workdir runs/ferplus_resnet_fer_tiny --config.data_dir=../shared/data/ferplus
+      --workdir runs/ferplus/resnet_fer_tiny --config.data_dir=../shared/data/ferplus
 
 What differs from configs/resnet_fer_tiny.py, and why:
   * stem stride 2 at 48 px: ~5x cheaper per image (about 650 vs 120 images/s per

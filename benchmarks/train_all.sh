@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every training run behind the README's results, one at a time (2 CPU cores:
+# about 90 minutes in all), then the comparison tables. Usage:
+#   bash benchmarks/train_all.sh [DATA_DIR]      # DATA_DIR holds ferplus/ and fer2013/
+# Runs resume if killed: start the script again.
+set -euo pipefail
+DATA=${1:-../shared/data}
+PY=${PYTHON:-python}
+run() { echo "== $*"; "$PY" launch.py --config.progress_bar=False "$@"; }
+
+# Our design, the shipped model (FER+) and its FER2013 twin.
+run --config configs/ferplus_resnet_fer_tiny.py --workdir runs/ferplus/resnet_fer_tiny \
+    --config.data_dir="$DATA/ferplus"
+run --config configs/fer2013_resnet_fer_tiny.py --workdir runs/fer2013/resnet_fer_tiny \
+    --config.data_dir="$DATA/fer2013"
+
+# The seed's designs with the seed's recipe (Adam 1e-3, hard labels, 48x48), cut to
+# SEED_EPOCHS epochs (the seed used 10) to fit a CPU session.
+for design in xcao xcao2 baseline_bn baseline fractal; do
+  run --config "configs/$design.py" --workdir "runs/ferplus/$design" \
+      --config.dataset=ferplus --config.data_dir="$DATA/ferplus" \
+      --config.epochs="${SEED_EPOCHS:-3}" --config.export_variants=float32,dynamic_range
+done
+
+"$PY" -m benchmarks.compare --runs runs/ferplus --out benchmarks/results/compare_ferplus
+"$PY" -m benchmarks.compare --runs runs/fer2013 --out benchmarks/results/compare_fer2013
+"$PY" -m benchmarks.per_label runs/ferplus/resnet_fer_tiny --out benchmarks/results/per_label_ferplus
+"$PY" -m benchmarks.per_label runs/fer2013/resnet_fer_tiny --out benchmarks/results/per_label_fer2013

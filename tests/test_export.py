@@ -206,3 +206,35 @@ def test_runtime_resizes_a_dynamic_batch_model(tmp_path, trained, loaded, pipeli
     np.testing.assert_allclose(classifier.predict_probs(faces),
                                fixed.predict_probs(faces), atol=1e-5)
     assert classifier.predict_probs(faces[:3]).shape == (3, spec.num_classes)
+
+
+def test_ship_copies_a_variant_with_its_labels_and_provenance(tmp_path, trained, pipeline):
+    from fer.export import ship
+
+    workdir, out_dir, record = trained
+    dest = tmp_path / "assets"
+    shipped = ship.ship(out_dir, "float16", str(dest))
+    assert shipped["bytes"] == os.path.getsize(dest / "model.tflite")
+    assert shipped["export"] == record["variants"]["float16"]
+    spec = spec_lib.ModelSpec.load(out_dir)
+    assert (dest / "labels.txt").read_text().splitlines() == list(spec.labels)
+    assert json.loads((dest / "model.json").read_text())["labels"] == list(spec.labels)
+    # The shipped directory is a model directory every reader accepts as is.
+    classifier = runtime.LiteRTClassifier(str(dest))
+    faces = _validation_uint8(pipeline)[:8]
+    np.testing.assert_allclose(
+        classifier.predict_probs(faces),
+        runtime.LiteRTClassifier(out_dir, variant="float16").predict_probs(faces), atol=1e-6)
+
+
+def test_ship_refuses_what_the_export_did_not_accept(tmp_path, trained):
+    from fer.export import ship
+
+    out_dir = trained[1]
+    with pytest.raises(ValueError, match="not an accepted export"):
+        ship.ship(out_dir, "int4", str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="budget"):
+        ship.ship(out_dir, "float32", str(tmp_path / "b"), max_bytes=10)
+    assert not (tmp_path / "b").exists()
+    assert ship.main(["--export", str(tmp_path / "missing"), "--variant", "int8",
+                      "--dest", str(tmp_path / "c")]) == 2

@@ -21,6 +21,8 @@ DEFAULT_IMAGE_SIZE = 48  # FER2013/FER+ native crop size.
 DEFAULT_CHANNELS = 1     # Gray: expression needs no colour (seed, section 3.3.1).
 NORMALISATION = "unit"   # uint8 / 255 -> float32 in [0, 1] (the seed's).
 SPEC_FILENAME = "model.json"
+# The model fer ships (python -m fer.export.ship writes it); used without --model.
+SHIPPED_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "model")
 
 
 def normalise(images: np.ndarray) -> np.ndarray:

@@ -201,12 +201,12 @@ def test_gray_and_preprocessing_follow_the_model_spec(good):
 
 def test_default_model_dir_errors_clearly(monkeypatch, tmp_path):
     monkeypatch.setenv(analyze.MODEL_ENV, str(tmp_path))
-    if not os.path.exists(os.path.join(os.path.dirname(analyze.__file__), "..", "assets",
-                                       "model", "model.json")):
-        with pytest.raises(FileNotFoundError, match="launch.py"):
-            analyze.default_model_dir()
+    with pytest.raises(FileNotFoundError, match="launch.py"):
+        analyze.default_model_dir(shipped=str(tmp_path / "not_shipped"))
     (tmp_path / "model.json").write_text("{}")
     assert analyze.default_model_dir() == str(tmp_path)
+    monkeypatch.delenv(analyze.MODEL_ENV)
+    assert analyze.default_model_dir(shipped=str(tmp_path)) == str(tmp_path)
 
 
 def test_scan_indexes_good_photos_and_skips_bad_ones_with_reasons(tmp_path, monkeypatch):

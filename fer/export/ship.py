@@ -22,8 +22,7 @@ from typing import Any, Sequence
 from fer import spec as spec_lib
 from fer.export import runtime
 
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "assets", "model")
+SHIPPED_DIR = spec_lib.SHIPPED_MODEL_DIR
 MAX_BYTES = 5 * 1024 * 1024  # The budget for a model carried in the package.
 
 

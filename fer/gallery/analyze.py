@@ -37,11 +37,10 @@ class Classifier(Protocol):
         """uint8 faces (N, H, W, C) at spec.input_shape -> float32 (N, K)."""
 
 
-def default_model_dir() -> str:
-    """The model `fer` uses without --model: $FER_MODEL, else fer/assets/model/."""
+def default_model_dir(shipped: str = spec_lib.SHIPPED_MODEL_DIR) -> str:
+    """The model `fer` uses without --model: $FER_MODEL, else the shipped one."""
     candidates = [os.environ[MODEL_ENV]] if os.environ.get(MODEL_ENV) else []
-    candidates.append(os.path.join(os.path.dirname(os.path.dirname(__file__)),
-                                   "assets", "model"))
+    candidates.append(shipped)
     for directory in candidates:
         if os.path.exists(os.path.join(directory, spec_lib.SPEC_FILENAME)):
             return directory

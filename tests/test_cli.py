@@ -164,10 +164,13 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
     code, _, err = _run(capsys, "scan", tmp_path / "p", "--db", tmp_path / "i.sqlite",
                         "--model", tmp_path / "nowhere")
     assert code == 2 and "does not exist" in err
-    if not os.path.exists(os.path.join(os.path.dirname(analyze.__file__), "..", "assets",
-                                       "model", "model.json")):
-        code, _, err = _run(capsys, "predict", "x.jpg")
-        assert code == 2 and "launch.py" in err and "--model" in err
+    # As on a checkout without a shipped model and without $FER_MODEL:
+    real_default = analyze.default_model_dir
+    monkeypatch.setattr(analyze, "default_model_dir",
+                        lambda: real_default(shipped=str(tmp_path / "not_shipped")))
+    monkeypatch.delenv(analyze.MODEL_ENV)
+    code, _, err = _run(capsys, "predict", "x.jpg")
+    assert code == 2 and "launch.py" in err and "--model" in err
     code, _, err = _run(capsys, "filter", "--label", "happy", "--db", tmp_path / "none.db")
     assert code == 2 and "fer scan" in err
 

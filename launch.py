@@ -33,7 +33,8 @@ _MODE = flags.DEFINE_enum(
     "mode", "train", ["train", "evaluate"],
     "train: train (or resume), evaluate the best checkpoint, export. evaluate: score "
     "the workdir's checkpoint (--config.checkpoint=best|latest|<epoch>) or an exported "
-    "model (--config.checkpoint=DIR or FILE.tflite) on --config.split.")
+    "model (--config.checkpoint=DIR or FILE.tflite; its report goes to --workdir when "
+    "given) on --config.split.")
 
 DEMO_NOTE = (
     "This run uses fer's embedded DEMO set: synthetic images, not real faces. Its "
@@ -169,9 +170,8 @@ def evaluate_main(config, workdir: str) -> dict:
     source = str(config.checkpoint)
     if _is_export(source):
         summary = _evaluate_export(config, source, split)
-        directory = source if os.path.isdir(source) else os.path.dirname(source)
         name = os.path.splitext(os.path.basename(summary["checkpoint"]))[0]
-        out_dir = os.path.join(directory, f"eval_{split}_{name}")
+        out_dir = os.path.join(workdir or _export_report_dir(source), f"eval_{split}_{name}")
     else:
         which = int(source) if source.isdigit() else source
         model, variables, spec, _ = checkpoint_lib.load_model(workdir, which)
@@ -187,6 +187,16 @@ def evaluate_main(config, workdir: str) -> dict:
     print(f"Report: {paths['markdown']}")
     print("\n" + report_lib.comparison_table([summary]), flush=True)
     return summary
+
+
+def _export_report_dir(source: str) -> str:
+    """Beside an exported model; runs/shipped_model for the one in the package."""
+    from fer import spec as spec_lib
+
+    directory = source if os.path.isdir(source) else os.path.dirname(source) or "."
+    if os.path.realpath(directory) == os.path.realpath(spec_lib.SHIPPED_MODEL_DIR):
+        return os.path.join("runs", "shipped_model")
+    return directory
 
 
 def _is_export(source: str) -> bool:

@@ -1,7 +1,8 @@
 """python -m benchmarks.per_label WORKDIR [--out DIR]
 
 The seed's Table 7 (accuracy per label: correct, misclassified, accuracy %)
-from a run's report.json (or any evaluation directory / report.json file).
+from a run's report.json (or any evaluation directory / report.json file), and
+its confusion matrix as confusion.png (the seed's Figure 27).
 Counts come from the confusion matrix (rows true, columns predicted), so the
 table adds up to the report's overall accuracy.
 """
@@ -72,6 +73,11 @@ def main(argv=None) -> int:
     text = markdown(report, rows)
     latency.write_outputs(args.out, "per_label", text, rows,
                           {"source": os.path.abspath(args.workdir), "rows": rows})
+    from fer.evaluation import plots  # matplotlib only when the table is written.
+    plots.plot_confusion(np.asarray(report["confusion"]), report["labels"],
+                         os.path.join(args.out, "confusion.png"),
+                         title=f"{report.get('design', '')} on {report.get('dataset', '')} "
+                               f"{report.get('split', '')}".strip())
     print(text)
     return 0
 

@@ -46,6 +46,7 @@ def test_per_label_table_from_report(tmp_path, capsys):
     overall = f"{100 * np.trace(confusion) / confusion.sum():.2f}"
     assert f"| **all** | {np.trace(confusion)} |" in printed and overall in printed
     assert float(overall) == pytest.approx(100 * report["accuracy"], abs=0.01)
+    assert (out / "confusion.png").stat().st_size > 0
     rows = list(csv.DictReader(open(out / "per_label.csv")))
     assert [r["label"] for r in rows] == labels
     assert json.loads((out / "per_label.json").read_text())["rows"][1]["accuracy_pct"] is None

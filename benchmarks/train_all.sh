@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Every training run behind the README's results, one at a time (2 CPU cores:
-# about 90 minutes in all), then the comparison tables. Usage:
+# about 2 hours in all), then the comparison tables. Usage:
 #   bash benchmarks/train_all.sh [DATA_DIR]      # DATA_DIR holds ferplus/ and fer2013/
 # Runs resume if killed: start the script again.
 set -euo pipefail
 DATA=${1:-../shared/data}
 PY=${PYTHON:-python}
-run() { echo "== $*"; "$PY" launch.py --config.progress_bar=False "$@"; }
+run() { echo "== $*"; "$PY" launch.py "$@" --config.progress_bar=False; }
 
 # Our design, the shipped model (FER+) and its FER2013 twin.
 run --config configs/ferplus_resnet_fer_tiny.py --workdir runs/ferplus/resnet_fer_tiny \
     --config.data_dir="$DATA/ferplus"
+run --config configs/ferplus_resnet_fer_tiny_full_weights.py \
+    --workdir runs/ferplus/resnet_fer_tiny_full_weights --config.data_dir="$DATA/ferplus"
 run --config configs/fer2013_resnet_fer_tiny.py --workdir runs/fer2013/resnet_fer_tiny \
     --config.data_dir="$DATA/fer2013"
 
@@ -19,7 +21,7 @@ run --config configs/fer2013_resnet_fer_tiny.py --workdir runs/fer2013/resnet_fe
 for design in xcao xcao2 baseline_bn baseline fractal; do
   run --config "configs/$design.py" --workdir "runs/ferplus/$design" \
       --config.dataset=ferplus --config.data_dir="$DATA/ferplus" \
-      --config.epochs="${SEED_EPOCHS:-3}" --config.export_variants="('float32','dynamic_range')"
+      --config.epochs="${SEED_EPOCHS:-2}" --config.export_variants="('float32','dynamic_range')"
 done
 
 "$PY" -m benchmarks.compare --runs runs/ferplus --out benchmarks/results/compare_ferplus
@@ -28,5 +30,5 @@ done
 "$PY" -m benchmarks.per_label runs/fer2013/resnet_fer_tiny --out benchmarks/results/per_label_fer2013
 
 # The seed's Table 4 (preprocessing variants of the baseline on FER2013), cut to
-# 3 epochs of 8,000 images each to fit a CPU session (the table says so).
-"$PY" -m benchmarks.preprocessing --data_dir "$DATA/fer2013" --epochs 3 --limit 8000
+# 2 epochs of 6,000 images each to fit a CPU session (the table says so).
+"$PY" -m benchmarks.preprocessing --data_dir "$DATA/fer2013" --epochs 2 --limit 6000

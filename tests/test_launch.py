@@ -145,6 +145,10 @@ def test_real_launch_on_demo_data(tmp_path):
     output = out.stdout + out.stderr
     assert out.returncode == 0, output[-4000:]
     assert "DEMO set" in output and "| xcao | demo | validation |" in output
+    # ... then the shipped model on a real photo: one face, one of its labels.
+    shown = output.split("The shipped model", 1)[1]
+    from fer import labels as labels_lib
+    assert "face at" in shown and any(f" {name} " in shown for name in labels_lib.CANONICAL)
     report = json.load(open(workdir / "report.json"))
     assert report["labels"] == json.load(open(workdir / "model.json"))["labels"]
     assert report["num_examples"] > 0 and len(report["confusion"]) == 8

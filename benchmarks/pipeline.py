@@ -129,14 +129,14 @@ def throughput(paths: list[str], model_dir: str, detector: str, workers: int) ->
 
 
 def markdown(record: dict) -> str:
+    header = (["group", "photos", "faces", *analyze.STEPS, "total", "total median",
+               "total CPU", "goal", "photos/s 1 worker", "photos/s 2 workers"])
     lines = [f"Photo pipeline ({record['detector']}, model {record['model_design']}, "
              f"{record['cpu']}, load average {record['load_average']}); ms per photo "
              f"on one core, mean ± std (wall clock; total CPU is the process's CPU time).",
              "",
-             "| group | photos | faces | " + " | ".join(analyze.STEPS) +
-             " | total | total median | total CPU | goal | photos/s 1 worker |"
-             " photos/s 2 workers |",
-             "| --- " * (len(analyze.STEPS) + 10) + "|"]
+             "| " + " | ".join(header) + " |",
+             "| --- " * len(header) + "|"]
     for name, g in record["groups"].items():
         s = g["per_step"]["steps"]
         cells = [f"{s[k]['mean_ms']:.2f} ± {s[k]['std_ms']:.2f}"

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -113,6 +115,38 @@ def show_shipped_model() -> None:
           flush=True)
 
 
+def provenance(config) -> dict:
+    """What a result depends on beyond its config: data version, seed, hardware.
+
+    The data version fingerprints the dataset, its label set and every split's
+    per-class counts, read through the training pipeline: runs that report the
+    same one trained and validated on the same splits, whatever folder held them.
+    """
+    import hashlib
+    import platform
+
+    import jax
+
+    from fer.training import train as train_lib
+
+    info = train_lib.default_pipeline().get_dataset_info(config)
+    digest = hashlib.sha256(f"{config.dataset}|{info.label_set.name}".encode())
+    for name in sorted(info.class_counts):
+        digest.update(name.encode())
+        digest.update(np.asarray(info.class_counts[name], np.int64).tobytes())
+    devices = jax.devices()
+    return {
+        "seed": int(config.seed),
+        "data_version": digest.hexdigest()[:16],
+        "split_sizes": {n: int(c) for n, c in info.num_examples.items()},
+        "hardware": {"backend": jax.default_backend(), "devices": len(devices),
+                     "device_kind": devices[0].device_kind, "hosts": jax.process_count(),
+                     "cpu": platform.processor() or platform.machine(),
+                     "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "versions": {"jax": jax.__version__, "python": platform.python_version()},
+    }
+
+
 def train_main(config, workdir: str) -> dict:
     from fer.evaluation import report as report_lib
     from fer.training import checkpoint as checkpoint_lib
@@ -126,7 +160,10 @@ def train_main(config, workdir: str) -> dict:
     summary = train_lib.evaluate(config, model, variables, config.eval_split)
     summary.update(design=config.model, params=count_params(variables),
                    checkpoint="best", workdir=os.path.abspath(workdir),
-                   train_seconds=round(time.time() - started, 1))
+                   # Training time over every epoch (resumed runs included) and this
+                   # command's own wall time.
+                   train_seconds=round(sum(r.get("epoch_seconds", 0.0) for r in history), 1),
+                   wall_seconds=round(time.time() - started, 1), **provenance(config))
     if config.dataset == "demo":
         summary["note"] = "Demo data (synthetic): the numbers are not FER results."
     import jax

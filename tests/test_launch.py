@@ -152,6 +152,8 @@ def test_real_launch_on_demo_data(tmp_path):
     report = json.load(open(workdir / "report.json"))
     assert report["labels"] == json.load(open(workdir / "model.json"))["labels"]
     assert report["num_examples"] > 0 and len(report["confusion"]) == 8
+    assert len(report["data_version"]) == 16 and report["seed"] == 0
+    assert report["hardware"]["backend"] == "cpu" and report["train_seconds"] > 0
     rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
     assert [r["step"] for r in rows] == [3]
 

@@ -65,6 +65,17 @@ class BuildReport:
                 "num_skipped": len(self.skipped), "dropped": self.dropped}
 
 
+def registered_config(builder_cls: type, config: Any) -> Any:
+    """The builder's own config object named like `config`, else `config` unchanged.
+
+    TFDS refuses a new BuilderConfig object that carries a registered config's name.
+    """
+    registered = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
+    if isinstance(config, tfds.core.BuilderConfig) and config.name in registered:
+        return registered[config.name]
+    return config
+
+
 def decode_gray(data: bytes) -> np.ndarray | None:
     """Encoded image bytes -> (H, W) uint8 gray, or None when undecodable."""
     if not data:

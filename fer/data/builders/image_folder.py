@@ -101,11 +101,7 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
 
     def __init__(self, *, config=None, **kwargs):
         self.report = common.BuildReport()
-        # TFDS refuses a new config object named like a registered one: use that one.
-        registered = {c.name: c for c in self.BUILDER_CONFIGS}
-        if isinstance(config, tfds.core.BuilderConfig) and config.name in registered:
-            config = registered[config.name]
-        super().__init__(config=config, **kwargs)
+        super().__init__(config=common.registered_config(type(self), config), **kwargs)
 
     @property
     def label_set(self) -> labels_lib.LabelSet:

@@ -38,3 +38,6 @@ done
 # The seed's Table 4 (preprocessing variants of the baseline on FER2013), cut to
 # 2 epochs of 6,000 images each to fit a CPU session (the table says so).
 "$PY" -m benchmarks.preprocessing --data_dir "$DATA/fer2013" --epochs 2 --limit 6000
+
+# The README's results section, from benchmarks/results/.
+"$PY" -m benchmarks.readme

@@ -1,0 +1,181 @@
+"""python -m benchmarks.readme [--results benchmarks/results] [--readme README.md]
+
+Writes the README's results section from the harness's own outputs
+(benchmarks/results/*/*.md and .json, and the shipped model's shipped.json), so
+every figure in the README is one a command wrote, and rerunning the harness
+then this command keeps them in step. The section sits between the markers
+RESULTS_BEGIN and RESULTS_END; everything else in the README is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from typing import Any, Mapping, Sequence
+
+from fer import spec
+
+RESULTS_BEGIN = "<!-- results:begin (python -m benchmarks.readme writes this section) -->"
+RESULTS_END = "<!-- results:end -->"
+
+# (results subfolder, markdown file, sentence put before the table).
+TABLES: Sequence[tuple[str, str, str]] = (
+    ("compare_ferplus", "compare.md",
+     "Every design trained on FER+ (majority-vote validation labels, 8 classes). For "
+     "reference, the seed's Table 5 (reduced AffectNet at 224x224, another dataset and "
+     "input size): baseline 62.76%, baseline with BN 63.00%, xcao 68.61%, xcao2 75.40%, "
+     "fractal 69.23%, GoogleNet 68.93%, MobileNet 47.30%."),
+    ("per_label_ferplus", "per_label.md",
+     "The shipped model's run, per label, and its confusion matrix (rows: true label)."),
+    ("compare_fer2013", "compare.md",
+     "Every design trained on FER2013 (PublicTest as validation, 7 classes)."),
+    ("per_label_fer2013", "per_label.md", ""),
+    ("preprocessing", "preprocessing.md",
+     "The seed's Table 4 (its full schedule): none 57.5%, equalization 56.5%, DoG 24.0%, "
+     "gamma 54.9%, resize to 98x98 52.9%."),
+    ("pipeline", "pipeline.md",
+     "The photo pipeline (`python -m benchmarks.pipeline`), the seed's Table 8; the seed's "
+     "app took 2,170 ms per photo on a phone."),
+)
+
+# The project's goals (issue "Train the designs ..." and the seed's).
+GOAL_FERPLUS_ACCURACY = 0.85
+GOAL_FERPLUS_BALANCED = 0.75
+GOAL_EVERY_CLASS = 0.50
+GOAL_FER2013_ACCURACY = 0.72
+GOAL_MAX_PARAMS = 10_000_000
+GOAL_MAX_BYTES = 5 * 1024 * 1024
+GOAL_MS = {"640x480": 25.0, "4000x3000": 50.0}
+
+
+def _load_json(path: str) -> Any | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _goal_row(goal: str, measured: str, met: bool | None) -> str:
+    verdict = "n/a" if met is None else ("met" if met else "**missed**")
+    return f"| {goal} | {measured} | {verdict} |"
+
+
+def goals(results_dir: str, shipped: Mapping[str, Any] | None) -> list[str]:
+    """Markdown rows, goal against measurement, from the results and shipped.json."""
+    rows = []
+    if shipped:
+        run = shipped["run"]
+        per_label = run["per_label"]
+        worst = min(per_label, key=per_label.get)
+        rows += [
+            _goal_row(f"FER+ accuracy >= {_pct(GOAL_FERPLUS_ACCURACY)} (shipped model)",
+                      _pct(run["accuracy"]), run["accuracy"] >= GOAL_FERPLUS_ACCURACY),
+            _goal_row(f"FER+ balanced accuracy >= {_pct(GOAL_FERPLUS_BALANCED)}",
+                      _pct(run["balanced_accuracy"]),
+                      run["balanced_accuracy"] >= GOAL_FERPLUS_BALANCED),
+            _goal_row(f"every FER+ class >= {_pct(GOAL_EVERY_CLASS)}",
+                      f"lowest: {worst} {_pct(per_label[worst])}; under the goal: "
+                      + (", ".join(f"{k} {_pct(v)}" for k, v in per_label.items()
+                                   if v < GOAL_EVERY_CLASS) or "none"),
+                      per_label[worst] >= GOAL_EVERY_CLASS),
+            _goal_row(f"params <= {GOAL_MAX_PARAMS:,}", f"{run['params']:,}",
+                      run["params"] <= GOAL_MAX_PARAMS),
+            _goal_row("shipped file <= 5 MB", f"{shipped['bytes']:,} bytes ({shipped['variant']})",
+                      shipped["bytes"] <= GOAL_MAX_BYTES),
+        ]
+    fer2013 = _load_json(os.path.join(results_dir, "compare_fer2013", "compare.json"))
+    if fer2013 and fer2013.get("rows"):
+        small = [r for r in fer2013["rows"] if r["params"] <= GOAL_MAX_PARAMS]
+        if small:
+            best = max(small, key=lambda r: r["accuracy"])
+            rows.append(_goal_row(
+                f"FER2013 PublicTest accuracy >= {_pct(GOAL_FER2013_ACCURACY)}",
+                f"{_pct(best['accuracy'])} ({best['design']})",
+                best["accuracy"] >= GOAL_FER2013_ACCURACY))
+    pipeline = _load_json(os.path.join(results_dir, "pipeline", "pipeline.json"))
+    for group, limit in GOAL_MS.items():
+        entry = (pipeline or {}).get("groups", {}).get(group)
+        if entry:
+            ms = entry["per_step"]["steps"]["total"]["mean_ms"]
+            rows.append(_goal_row(f"{group} photo <= {limit:g} ms (one core)",
+                                  f"{ms:.1f} ms", ms <= limit))
+    return rows
+
+
+def _demote_and_relink(markdown: str, folder: str, readme_dir: str) -> str:
+    """Headings one level down; relative image links made relative to the README."""
+    markdown = re.sub(r"^(#{2,5}) ", r"#\1 ", markdown, flags=re.M)
+    rel = os.path.relpath(folder, readme_dir)
+
+    def relink(m: re.Match) -> str:
+        target = m.group(2)
+        if "://" in target or target.startswith("/"):
+            return m.group(0)
+        return f"![{m.group(1)}]({rel}/{target})"
+
+    return re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", relink, markdown)
+
+
+def section(results_dir: str, readme_dir: str,
+            shipped: Mapping[str, Any] | None) -> str:
+    """The results section's body: goals, then every table the harness wrote."""
+    parts = ["Written by `python -m benchmarks.readme` from `benchmarks/results/` (made by "
+             "`bash benchmarks/train_all.sh`, `python -m benchmarks.pipeline` and "
+             "`python -m benchmarks.input_pipeline`). All on validation splits; the "
+             "test splits are held back.", ""]
+    goal_rows = goals(results_dir, shipped)
+    if goal_rows:
+        parts += ["### Goals", "", "| goal | measured | |", "| --- | --- | --- |",
+                  *goal_rows, ""]
+    for folder, name, intro in TABLES:
+        path = os.path.join(results_dir, folder, name)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            text = _demote_and_relink(f.read().strip(), os.path.dirname(path), readme_dir)
+        if intro:
+            # The table's own heading first, then the sentence.
+            head, _, rest = text.partition("\n")
+            text = f"{head}\n\n{intro}\n{rest}" if head.startswith("#") else f"{intro}\n\n{text}"
+        parts += [text, ""]
+        confusion = os.path.join(os.path.dirname(path), "confusion.png")
+        if name == "per_label.md" and os.path.exists(confusion):
+            rel = os.path.relpath(confusion, readme_dir)
+            parts += [f"![confusion matrix]({rel})", ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def replace_section(readme: str, body: str) -> str:
+    """The README with the text between the markers replaced by body."""
+    start, end = readme.find(RESULTS_BEGIN), readme.find(RESULTS_END)
+    if start < 0 or end < start:
+        raise ValueError(f"the README lacks the markers {RESULTS_BEGIN!r} ... {RESULTS_END!r} "
+                         "around its results section")
+    return readme[:start + len(RESULTS_BEGIN)] + "\n" + body + readme[end:]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="The README's results from the harness")
+    parser.add_argument("--results", default=os.path.join("benchmarks", "results"))
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--shipped", default=os.path.join(spec.SHIPPED_MODEL_DIR, "shipped.json"),
+                        help="the shipped model's record (for the goals)")
+    args = parser.parse_args(argv)
+    with open(args.readme) as f:
+        readme = f.read()
+    body = section(args.results, os.path.dirname(os.path.abspath(args.readme)),
+                   _load_json(args.shipped))
+    with open(args.readme, "w") as f:
+        f.write(replace_section(readme, body))
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""The README's results section is written from the harness's outputs."""
+
+import json
+
+import pytest
+
+from benchmarks import readme
+
+
+def _results(tmp_path):
+    results = tmp_path / "benchmarks" / "results"
+    (results / "per_label_ferplus").mkdir(parents=True)
+    (results / "per_label_ferplus" / "per_label.md").write_text(
+        "## Accuracy per label (seed Table 7): net on ferplus / validation\n\n"
+        "| label | correct | misclassified | accuracy % |\n| --- | --- | --- | --- |\n"
+        "| happiness | 9 | 1 | 90.00 |\n")
+    (results / "per_label_ferplus" / "confusion.png").write_bytes(b"png")
+    (results / "compare_fer2013").mkdir()
+    (results / "compare_fer2013" / "compare.md").write_text(
+        "## Comparison of designs (seed Table 5)\n\n| design |\n| --- |\n| big |\n\n"
+        "![accuracy against latency](accuracy_latency.png)\n")
+    (results / "compare_fer2013" / "compare.json").write_text(json.dumps({"rows": [
+        {"design": "small", "accuracy": 0.70, "params": 2_000_000},
+        {"design": "huge", "accuracy": 0.80, "params": 20_000_000}]}))
+    (results / "pipeline").mkdir()
+    (results / "pipeline" / "pipeline.json").write_text(json.dumps({"groups": {
+        "640x480": {"per_step": {"steps": {"total": {"mean_ms": 7.5}}}},
+        "4000x3000": {"per_step": {"steps": {"total": {"mean_ms": 61.0}}}}}}))
+    return results
+
+
+SHIPPED = {"variant": "float16", "bytes": 2_000_000, "run": {
+    "accuracy": 0.86, "balanced_accuracy": 0.70, "params": 1_000_000,
+    "per_label": {"happiness": 0.9, "contempt": 0.4, "disgust": 0.55}}}
+
+
+def test_goals_compare_measurements_with_targets(tmp_path):
+    rows = readme.goals(str(_results(tmp_path)), SHIPPED)
+    text = "\n".join(rows)
+    assert "| 86.0% | met |" in text                       # FER+ accuracy >= 85%
+    assert "| 70.0% | **missed** |" in text                 # balanced < 75%
+    assert "lowest: contempt 40.0%; under the goal: contempt 40.0% | **missed**" in text
+    # The 20M-parameter design is over budget: the goal is judged on the small one.
+    assert "70.0% (small) | **missed**" in text
+    assert "| 7.5 ms | met |" in text and "| 61.0 ms | **missed** |" in text
+
+
+def test_section_replaces_only_between_markers(tmp_path):
+    results = _results(tmp_path)
+    path = tmp_path / "README.md"
+    path.write_text(f"# fer\n\nintro\n\n## Results\n\n{readme.RESULTS_BEGIN}\nold numbers\n"
+                    f"{readme.RESULTS_END}\n\n## Later\n\nkept\n")
+    assert readme.main(["--results", str(results), "--readme", str(path),
+                        "--shipped", str(tmp_path / "absent.json")]) == 0
+    text = path.read_text()
+    assert "old numbers" not in text
+    assert text.startswith("# fer\n\nintro\n") and text.endswith("## Later\n\nkept\n")
+    # Tables sit under ## Results: their headings go one level down.
+    assert "\n### Accuracy per label (seed Table 7)" in text
+    assert "\n## Comparison" not in text
+    # Image links point from the README to the results folder.
+    assert "](benchmarks/results/compare_fer2013/accuracy_latency.png)" in text
+    assert "![confusion matrix](benchmarks/results/per_label_ferplus/confusion.png)" in text
+    # Without shipped.json the FER2013 and speed goals are still judged.
+    assert "FER2013 PublicTest accuracy" in text and "FER+ accuracy" not in text
+    # Written twice, the same README.
+    readme.main(["--results", str(results), "--readme", str(path),
+                 "--shipped", str(tmp_path / "absent.json")])
+    assert path.read_text() == text
+
+
+def test_missing_markers_is_a_clear_error():
+    with pytest.raises(ValueError, match="lacks the markers"):
+        readme.replace_section("# fer\n\n## Results\n\nnumbers\n", "body")

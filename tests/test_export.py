@@ -238,3 +238,17 @@ def test_ship_refuses_what_the_export_did_not_accept(tmp_path, trained):
     assert not (tmp_path / "b").exists()
     assert ship.main(["--export", str(tmp_path / "missing"), "--variant", "int8",
                       "--dest", str(tmp_path / "c")]) == 2
+
+
+def test_recorded_params_come_from_the_run_or_the_shipped_record(tmp_path):
+    run = tmp_path / "run"
+    export_dir = run / "export"
+    export_dir.mkdir(parents=True)
+    assert runtime.recorded_params(str(export_dir)) is None
+    (run / "report.json").write_text(json.dumps({"params": 1234}))
+    assert runtime.recorded_params(str(export_dir)) == 1234
+    assert runtime.recorded_params(str(export_dir / "model_float16.tflite")) == 1234
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "shipped.json").write_text(json.dumps({"run": {"params": 99}}))
+    assert runtime.recorded_params(str(shipped)) == 99

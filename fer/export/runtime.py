@@ -9,6 +9,7 @@ float32 probabilities back whatever the variant.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Iterable, Mapping
 
@@ -188,8 +189,30 @@ def evaluate_export(directory: str, config, split: str, *, variant: str | None =
         raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
     summary = metrics_lib.summarize(confusion, list(labels), loss_sum / count)
     summary.update(design=classifier.spec.design, dataset=config.dataset, split=split,
-                   label_set=classifier.spec.label_set, checkpoint=classifier.path)
+                   label_set=classifier.spec.label_set, checkpoint=classifier.path,
+                   params=recorded_params(directory))
     return summary
+
+
+def recorded_params(directory: str) -> int | None:
+    """The JAX model's parameter count, which a .tflite file no longer states.
+
+    From shipped.json beside a shipped model, or the report.json of the run an
+    export folder sits in; None when neither is there.
+    """
+    directory = directory if os.path.isdir(directory) else os.path.dirname(directory) or "."
+    candidates = ((os.path.join(directory, "shipped.json"), ("run", "params")),
+                  (os.path.join(os.path.dirname(os.path.abspath(directory)), "report.json"),
+                   ("params",)))
+    for path, keys in candidates:
+        if os.path.exists(path):
+            with open(path) as f:
+                value: Any = json.load(f)
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            if isinstance(value, int):
+                return value
+    return None
 
 
 def _score(classifier: LiteRTClassifier, batches: Iterable[Mapping[str, np.ndarray]],

@@ -21,26 +21,19 @@ run --config configs/fer2013_resnet_fer_tiny.py --workdir runs/fer2013/resnet_fe
     --config.data_dir="$DATA/fer2013"
 
 # The seed's designs with the seed's recipe (Adam 1e-3, hard labels, 48x48), cut to
-# SEED_EPOCHS epochs (the seed used 10) to fit a CPU session.
+# SEED_EPOCHS epochs (the seed used 10) to fit a CPU session. Its two reference
+# networks at 96x96 (MobileNet v1 4.2M, InceptionV3 23.9M params) are too slow for
+# 2 CPU cores (one FER+ epoch of MobileNet had not ended after 16 minutes):
+# REFERENCE=1 adds them (for a GPU, or a long night).
+designs="xcao xcao2 baseline_bn baseline fractal"
+if [[ "${REFERENCE:-0}" == 1 ]]; then designs="$designs mobilenet_v1 inception_v3"; fi
 for dataset in ferplus fer2013; do
-  for design in xcao xcao2 baseline_bn baseline fractal; do
+  for design in $designs; do
     run --config "configs/$design.py" --workdir "runs/$dataset/$design" \
         --config.dataset=$dataset --config.data_dir="$DATA/$dataset" \
         --config.epochs="${SEED_EPOCHS:-2}" --config.export_variants="('float32','dynamic_range')"
   done
 done
-# The seed's two reference networks at 96x96 (MobileNet v1 4.2M, InceptionV3 23.9M
-# params) are too slow for this machine: one FER+ epoch of MobileNet had not ended
-# after 16 minutes. REFERENCE=1 adds them (for a GPU, or a long night).
-if [[ "${REFERENCE:-0}" == 1 ]]; then
-  for dataset in ferplus fer2013; do
-    for design in mobilenet_v1 inception_v3; do
-      run --config "configs/$design.py" --workdir "runs/$dataset/$design" \
-          --config.dataset=$dataset --config.data_dir="$DATA/$dataset" \
-          --config.epochs="${SEED_EPOCHS:-2}" --config.export_variants="('float32','dynamic_range')"
-    done
-  done
-fi
 
 "$PY" -m benchmarks.compare --runs runs/ferplus --out benchmarks/results/compare_ferplus \
     --variants float32,float16,int8 --timing-runs 50

@@ -23,6 +23,7 @@ NORMALISATION = "unit"   # uint8 / 255 -> float32 in [0, 1] (the seed's).
 SPEC_FILENAME = "model.json"
 # The model fer ships (python -m fer.export.ship writes it); used without --model.
 SHIPPED_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "model")
+SHIPPED_RECORD = "shipped.json"  # Beside it: where the shipped model came from, its numbers.
 
 
 def normalise(images: np.ndarray) -> np.ndarray:

@@ -201,17 +201,14 @@ def recorded_params(directory: str) -> int | None:
     export folder sits in; None when neither is there.
     """
     directory = directory if os.path.isdir(directory) else os.path.dirname(directory) or "."
-    candidates = ((os.path.join(directory, "shipped.json"), ("run", "params")),
-                  (os.path.join(os.path.dirname(os.path.abspath(directory)), "report.json"),
-                   ("params",)))
-    for path, keys in candidates:
-        if os.path.exists(path):
-            with open(path) as f:
-                value: Any = json.load(f)
-            for key in keys:
-                value = value.get(key) if isinstance(value, dict) else None
-            if isinstance(value, int):
-                return value
+    shipped = os.path.join(directory, spec_lib.SHIPPED_RECORD)
+    if os.path.exists(shipped):
+        with open(shipped) as f:
+            return json.load(f).get("run", {}).get("params")
+    report = os.path.join(os.path.dirname(os.path.abspath(directory)), "report.json")
+    if os.path.exists(report):
+        with open(report) as f:
+            return json.load(f).get("params")
     return None
 
 

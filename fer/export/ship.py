@@ -54,7 +54,7 @@ def ship(export_dir: str, variant: str, dest: str = SHIPPED_DIR, *,
     shipped = {"variant": variant, "bytes": size, "design": spec.design,
                "label_set": spec.label_set, "labels": list(spec.labels),
                "export": record["variants"][variant], "run": metrics}
-    with open(os.path.join(dest, "shipped.json"), "w") as f:
+    with open(os.path.join(dest, spec_lib.SHIPPED_RECORD), "w") as f:
         json.dump(shipped, f, indent=2)
     return shipped
 

@@ -34,6 +34,12 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "The shipped model (`fer/assets/model`, float16 TFLite, as `fer` runs it) per label, "
      "and its confusion matrix (rows: true label). The seed's Table 7 (AffectNet): neutral "
      "81%, happy 91%, sad 48%, surprise 32%, fear 34%, disgust 17%, anger 50%, contempt 0%."),
+    ("ensemble_ferplus", "ensemble.md",
+     "How the shipped model gets there from one trained network: the mean of two "
+     "networks' log-probabilities (same recipe, seeds 0 and 1), each also shown the "
+     "mirror image of the face, minus tau x log(training prior) (prior correction, which "
+     "moves decisions towards contempt and disgust). tau is picked on the validation "
+     "split; the cross-fitted figure shows what that choice is worth on unseen faces."),
     ("compare_fer2013", "compare.md",
      "The designs trained on FER2013 (PublicTest as validation, 7 classes; the seed's "
      "designs for 2 epochs, resnet_fer_tiny for 30)."),

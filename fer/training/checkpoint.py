@@ -110,9 +110,13 @@ def load_model(workdir: str, which: str | int = "best"):
     local device, the run's ModelSpec (labels, input shape, normalisation) and
     its config. `which` is 'best' (best validation balanced accuracy; falls back
     to the latest if the run never recorded one), 'latest', or an epoch number.
+    An ensemble directory (fer.export.ensemble) loads its members' best.
     """
     from fer.training import state as state_lib
 
+    if os.path.exists(os.path.join(workdir, "ensemble.json")):  # fer.export.ensemble
+        from fer.export import ensemble as ensemble_lib
+        return ensemble_lib.load(workdir)
     config = load_config(workdir)
     spec = spec_lib.ModelSpec.load(workdir)
     model = state_lib.create_model(config, spec.num_classes)

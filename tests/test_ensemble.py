@@ -1,0 +1,196 @@
+"""Ensembles, mirror averaging and prior correction (fer.models.ensemble, fer.export.ensemble)."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import training_fixtures as fx
+from benchmarks import compare
+from fer import spec as spec_lib
+from fer.evaluation import prior_correction as pc
+from fer.export import ensemble as ensemble_export
+from fer.export import runtime
+from fer.export import ship as ship_lib
+from fer.models import ensemble as ensemble_lib
+from fer.training import checkpoint as checkpoint_lib
+from fer.training import state as state_lib
+from fer.training import train as train_lib
+
+K = fx.LABEL_SET.num_classes
+
+
+def _member(seed):
+    module = fx.TinyNet(num_classes=K, batch_norm=True)
+    x = np.zeros((1, fx.SIZE, fx.SIZE, 1), np.float32)
+    return module, module.init(jax.random.PRNGKey(seed), x)
+
+
+def _images(n=5, seed=0):
+    return np.random.default_rng(seed).uniform(0, 1, (n, fx.SIZE, fx.SIZE, 1)).astype(np.float32)
+
+
+def _log_softmax(z):
+    return np.asarray(jax.nn.log_softmax(z))
+
+
+def test_ensemble_is_the_mean_of_member_log_probabilities():
+    members = [_member(0), _member(1)]
+    x = _images()
+    module = ensemble_lib.Ensemble(members=tuple(m for m, _ in members), mirror=False)
+    out = module.apply(ensemble_lib.combine_variables([v for _, v in members]), x)
+    expected = np.mean([_log_softmax(m.apply(v, x)) for m, v in members], axis=0)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_mirror_averaging_sees_both_views_and_ignores_which_one_it_got():
+    (m, v) = _member(0)
+    x = _images()
+    module = ensemble_lib.Ensemble(members=(m,), mirror=True)
+    variables = ensemble_lib.combine_variables([v])
+    out = np.asarray(module.apply(variables, x))
+    expected = 0.5 * (_log_softmax(m.apply(v, x)) + _log_softmax(m.apply(v, x[:, :, ::-1])))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(module.apply(variables, x[:, :, ::-1]), out, rtol=1e-5, atol=1e-5)
+
+
+def test_prior_shift_moves_decisions_towards_rare_classes():
+    counts = np.array([1000, 10] + [100] * (K - 2))
+    shift = ensemble_lib.prior_shift(counts, 1.0)
+    assert abs(sum(shift)) < 1e-9  # Centred: a constant changes no decision.
+    assert np.argmin(shift) == 1 and np.argmax(shift) == 0
+    (m, v) = _member(0)
+    x = _images()
+    plain = ensemble_lib.Ensemble(members=(m,), mirror=False)
+    shifted = ensemble_lib.Ensemble(members=(m,), mirror=False, logit_shift=shift)
+    variables = ensemble_lib.combine_variables([v])
+    np.testing.assert_allclose(shifted.apply(variables, x),
+                               plain.apply(variables, x) - np.asarray(shift), atol=1e-5)
+    assert ensemble_lib.prior_shift(counts, 0.0) == (0.0,) * K
+
+
+def test_bad_ensemble_requests_fail_clearly():
+    with pytest.raises(ValueError, match="tau"):
+        ensemble_lib.prior_shift([1, 2, 3], -0.5)
+    with pytest.raises(ValueError, match="counts"):
+        ensemble_lib.log_prior([0, 0])
+    assert np.isfinite(ensemble_lib.log_prior([5, 0, 3])).all()  # An unseen class stays finite.
+    (m, v) = _member(0)
+    module = ensemble_lib.Ensemble(members=(m,))
+    with pytest.raises(ValueError, match="inference"):
+        module.apply(ensemble_lib.combine_variables([v]), _images(), train=True)
+
+
+def test_sweep_trades_accuracy_for_the_rare_class():
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 90 + [1] * 10)
+    # Class 1 looks like class 0 with a small nudge: found only when its prior is corrected.
+    log_probs = np.log(np.tile([0.6, 0.4], (100, 1)))
+    log_probs[labels == 1] = np.log([0.55, 0.45])
+    log_probs += rng.normal(0, 1e-3, log_probs.shape)
+    log_prior = np.log([0.9, 0.1])
+    rows = pc.sweep(log_probs, labels, log_prior, taus=(0.0, 0.1, 1.0))
+    assert rows[0]["recall"][1] == 0.0 and rows[0]["accuracy"] == pytest.approx(0.9)
+    assert rows[1]["recall"] == [1.0, 1.0]  # log(0.45/0.55) > -0.1 log 9 > log(0.4/0.6).
+    assert rows[2]["recall"][0] == 0.0
+    assert pc.choose(rows)["tau"] == 0.1
+    fitted = pc.cross_fitted(log_probs, labels, log_prior, taus=(0.0, 0.1, 1.0))
+    assert fitted["taus_chosen"] == [0.1, 0.1] and fitted["balanced_accuracy"] == 1.0
+    with pytest.raises(ValueError, match="log-probabilities"):
+        pc.sweep(log_probs[:5], labels, log_prior)
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return fx.FakePipeline(num_train=256, num_val=120)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, pipeline):
+    """Two tiny runs that differ only in seed, and their ensemble directory."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
+    root = tmp_path_factory.mktemp("ensemble")
+    workdirs = []
+    for seed in (0, 1):
+        workdir = str(root / f"seed{seed}")
+        config = fx.tiny_config(model_kwargs={"batch_norm": True}, learning_rate=1e-2,
+                                seed=seed, epochs=2)
+        train_lib.train_and_evaluate(config, workdir, pipeline=pipeline)
+        workdirs.append(workdir)
+    out = str(root / "ensemble")
+    record = ensemble_export.make(workdirs, out, tau="auto", variants=("float32",),
+                                  pipeline=pipeline)
+    yield workdirs, out, record
+    mp.undo()
+
+
+def test_ensemble_directory_is_a_run_every_tool_reads(runs, pipeline):
+    workdirs, out, record = runs
+    assert out in compare.find_workdirs(os.path.dirname(out))
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    chosen = next(r for r in record["sweep"] if r["tau"] == record["tau"])
+    assert report["accuracy"] == pytest.approx(chosen["accuracy"])
+    assert report["balanced_accuracy"] == pytest.approx(chosen["balanced_accuracy"])
+    member_params = [sum(x.size for x in jax.tree.leaves(checkpoint_lib.load_model(w)[1]["params"]))
+                     for w in workdirs]
+    assert report["params"] == sum(member_params)
+    assert os.path.exists(os.path.join(out, "prior_correction.png"))
+    assert {r["members"] for r in record["ablation"]} == {"member 1", "2 members"}
+
+    module, variables, spec, config = checkpoint_lib.load_model(out)
+    assert spec.design == "tiny x2 mirrored" and config.ensemble.tau == record["tau"]
+    images = pipeline.splits["validation"][0][:16]
+    expected = np.mean([_log_softmax(m.apply(v, images)) + _log_softmax(m.apply(v, images[:, :, ::-1]))
+                        for m, v, _, _ in map(checkpoint_lib.load_model, workdirs)], axis=0) / 2
+    shift = ensemble_lib.prior_shift(record["train_counts"], record["tau"])
+    np.testing.assert_allclose(module.apply(variables, images), expected - np.asarray(shift),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_exported_ensemble_matches_jax_and_ships_with_its_recipe(runs, pipeline, tmp_path):
+    _, out, record = runs
+    export_dir = os.path.join(out, "export")
+    entry = json.load(open(os.path.join(export_dir, "export.json")))["variants"]["float32"]
+    assert entry["top1_agreement"] == 1.0
+    classifier = runtime.LiteRTClassifier(export_dir)
+    module, variables, _, _ = checkpoint_lib.load_model(out)
+    images = pipeline.splits["validation"][0][:4]
+    probs = classifier.predict_probs(np.rint(images * 255).astype(np.uint8))
+    expected = jax.nn.softmax(module.apply(variables, np.rint(images * 255) / 255))
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+    shipped = ship_lib.ship(export_dir, "float32", dest=str(tmp_path / "shipped"))
+    assert shipped["run"]["ensemble"]["tau"] == record["tau"]
+    assert shipped["run"]["params"] == record["params"]
+
+
+def test_members_that_disagree_on_labels_or_input_are_refused(runs, tmp_path):
+    workdirs, _, _ = runs
+    other = tmp_path / "other"
+    other.mkdir()
+    first = spec_lib.ModelSpec.load(workdirs[0])
+    moved = dataclasses.replace(first, input_shape=(16, 16, 1))
+    with pytest.raises(ValueError, match="input_shape"):
+        ensemble_export._same_contract([first, moved], [workdirs[0], str(other)])
+    with pytest.raises(SystemExit):
+        ensemble_export.main(["--members", workdirs[0], "--out", str(tmp_path / "x"),
+                              "--tau", "lots"])
+    assert ensemble_export.main(["--members", str(tmp_path / "missing"),
+                                 "--out", str(tmp_path / "x")]) == 2
+
+
+def test_ablation_table_for_the_readme(runs, tmp_path):
+    from benchmarks import ensemble as ensemble_bench
+
+    _, out, record = runs
+    assert ensemble_bench.main([out, "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "ensemble.md").read_text()
+    assert f"Chosen tau {record['tau']:g}" in text
+    assert text.count("| 2 members |") == len({0.0, record["tau"]}) * 2
+    assert (tmp_path / "prior_correction.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        ensemble_bench.main([str(tmp_path / "missing"), "--out", str(tmp_path / "o")])

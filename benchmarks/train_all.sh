@@ -11,6 +11,17 @@ run() { echo "== $*"; "$PY" launch.py "$@" --config.progress_bar=False; }
 # Our design, the shipped model (FER+) and its FER2013 twin.
 run --config configs/ferplus_resnet_fer_tiny.py --workdir runs/ferplus/resnet_fer_tiny \
     --config.data_dir="$DATA/ferplus"
+# Two more seeds of the same recipe, and the shipped model: their ensemble (mean
+# log-probabilities, mirror averaging, prior correction), exported and shipped.
+for seed in 1 2; do
+  run --config "configs/ferplus_resnet_fer_tiny_seed$seed.py" \
+      --workdir "runs/ferplus/resnet_fer_tiny_seed$seed" --config.data_dir="$DATA/ferplus"
+done
+"$PY" -m fer.export.ensemble --members runs/ferplus/resnet_fer_tiny \
+    runs/ferplus/resnet_fer_tiny_seed1 runs/ferplus/resnet_fer_tiny_seed2 \
+    --out runs/ferplus/ensemble --variants float32,float16,dynamic_range,int8
+"$PY" -m benchmarks.ensemble runs/ferplus/ensemble --out benchmarks/results/ensemble_ferplus
+"$PY" -m fer.export.ship --export runs/ferplus/ensemble/export --variant "${SHIP_VARIANT:-dynamic_range}"
 # The full inverse-frequency-weights experiment (configs/ferplus_resnet_fer_tiny_full_weights.py)
 # is not part of the tables: FULL_WEIGHTS=1 adds it.
 if [[ "${FULL_WEIGHTS:-0}" == 1 ]]; then

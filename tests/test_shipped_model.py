@@ -95,6 +95,10 @@ def test_shipped_model_scores_what_its_record_says_on_real_ferplus(shipped):
     # The JAX model's validation accuracy, less what quantization may cost.
     assert accuracy >= record["run"]["accuracy"] - 0.01, (accuracy, record["run"])
     assert accuracy > 0.7
+    recall = [float((probs[labels == c].argmax(axis=1) == c).mean())
+              for c in range(len(spec.labels))]
+    balanced = float(np.mean(recall))
+    assert balanced >= record["run"]["balanced_accuracy"] - 0.02, (recall, record["run"])
 
 
 def test_evaluate_mode_scores_the_shipped_model_on_a_test_split(tmp_path):

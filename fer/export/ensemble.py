@@ -84,8 +84,8 @@ def load(directory: str):
     members, spec, _ = load_members(workdirs, record.get("which", "best"))
     shift = ensemble_lib.prior_shift(record["train_counts"], record["tau"])
     module, variables, _ = build(members, spec, mirror=record["mirror"], shift=shift)
-    return module, variables, spec_lib.ModelSpec.load(directory), \
-        checkpoint_lib.load_config(directory)
+    config = checkpoint_lib.load_config(directory)
+    return module, variables, spec_lib.ModelSpec.load(directory), config
 
 
 def member_log_probs(members, config, split: str, pipeline=None

@@ -20,6 +20,7 @@ import configs.default as default_config
 from fer import labels as labels_lib
 from fer.data import builders
 from fer.data import input_pipeline as ip
+from fer.data import pack
 from fer.data import sources
 
 
@@ -394,3 +395,59 @@ def test_build_ahead_command_prints_counts_and_skips(ferplus_dir, tfds_dir, caps
     out = capsys.readouterr().out
     assert "train: 10 records" in out and "majority mode keeps 7" in out
     assert "skipped: 3" in out and "fer0000099.png" in out
+
+
+# ----------------------------------------------------------------------------
+# Packs (fer.data.pack): a build in one file, read without TFDS.
+
+def _records(dataset, split):
+    source = dataset.split(split).source
+    return [source[i] for i in range(len(source))]
+
+
+def test_pack_serves_what_the_build_serves(ferplus_dir, tfds_dir, tmp_path):
+    built = builders.prepare("ferplus", data_dir=str(ferplus_dir), tfds_dir=tfds_dir)
+    out = str(tmp_path / "ferplus.npz")
+    header = pack.write("ferplus", built, out, progress=False)
+    assert header["splits"] == {"train": len(FERPLUS_TRAIN_VOTES), "validation": 2}
+    from_build = sources.load(config_for("ferplus", ferplus_dir, tfds_dir))
+    from_pack = sources.load(config_for("ferplus", out, tfds_dir))
+    assert from_pack.label_set == labels_lib.FERPLUS
+    assert list(from_pack.splits) == list(from_build.splits)
+    for split in from_build.splits:  # Majority filtering, labels, votes, pixels: identical.
+        np.testing.assert_array_equal(from_pack.split(split).labels,
+                                      from_build.split(split).labels)
+        for a, b in zip(_records(from_pack, split), _records(from_build, split)):
+            np.testing.assert_array_equal(a["image"], b["image"])
+            np.testing.assert_allclose(a["votes"], b["votes"])
+            assert a["label"] == b["label"]
+    # The training pipeline reads a pack through the config alone.
+    info = ip.get_dataset_info(config_for("ferplus", out, tfds_dir))
+    np.testing.assert_array_equal(info.class_counts["train"], [2, 1, 1, 1, 0, 0, 1, 1])
+
+
+def test_pack_of_another_dataset_or_label_order_is_refused(ferplus_dir, tfds_dir, tmp_path,
+                                                          monkeypatch):
+    built = builders.prepare("ferplus", data_dir=str(ferplus_dir), tfds_dir=tfds_dir)
+    out = str(tmp_path / "ferplus.npz")
+    pack.write("ferplus", built, out, progress=False)
+    with pytest.raises(ValueError, match="pack of 'ferplus'.*dataset is 'fer2013'"):
+        pack.read(out, "fer2013")
+    # A pack made when the label order was different must not be read in today's order.
+    shuffled = labels_lib.LabelSet("ferplus", tuple(reversed(labels_lib.FERPLUS.labels)))
+    monkeypatch.setattr(built, "label_set", shuffled)
+    pack.write("ferplus", built, out, progress=False)
+    with pytest.raises(ValueError, match="remake the pack"):
+        pack.read(out, "ferplus")
+    with pytest.raises(FileNotFoundError, match="python -m fer.data.pack"):
+        pack.read(str(tmp_path / "missing.npz"), "ferplus")
+    assert pack.is_pack(out) and not pack.is_pack(str(ferplus_dir))
+
+
+def test_pack_command_writes_a_pack(ferplus_dir, tfds_dir, tmp_path, capsys):
+    out = str(tmp_path / "p.npz")
+    assert pack.main(["ferplus", "--data_dir", str(ferplus_dir), "--tfds_dir", tfds_dir,
+                      "--out", out]) == 0
+    assert "ferplus {'train': 10, 'validation': 2}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        pack.main(["ferplus", "--data_dir", str(ferplus_dir), "--out", str(tmp_path / "p.zip")])

@@ -118,6 +118,37 @@ def test_load_model_gives_the_trained_variables(full_run):
         checkpoint_lib.load_model(os.path.dirname(workdir) + "/nowhere")
 
 
+def test_slim_copy_loads_the_same_model_and_cannot_resume(full_run, tmp_path):
+    from fer.training import slim
+
+    workdir, state, _ = full_run
+    out = str(tmp_path / "slim")
+    written = slim.slim_copy(workdir, out)
+    source = checkpoint_lib.Checkpoints(workdir, read_only=True)
+    assert written == [("best", source.epochs("best")[-1]), ("latest", 3)]
+    source.close()
+    for which in ("best", "latest"):
+        _, original, _, _ = checkpoint_lib.load_model(workdir, which)
+        _, copied, _, _ = checkpoint_lib.load_model(out, which)
+        assert _leaves_equal(original, copied)
+    assert sorted(os.listdir(out)) == sorted(os.listdir(workdir))  # Every file of the run.
+    restored, meta = checkpoint_lib.Checkpoints(out, read_only=True).restore("latest", state)
+    assert meta["slim"] and meta["epoch"] == 3
+    assert all(not np.any(np.asarray(x)) for x in jax.tree.leaves(restored.opt_state))
+    assert any(np.any(np.asarray(x)) for x in jax.tree.leaves(state.opt_state))
+    with pytest.raises(ValueError, match="slim copy"):  # Zeroed Adam moments: no resume.
+        train_lib.train_and_evaluate(_config(epochs=4), out, pipeline=fx.FakePipeline())
+    with pytest.raises(FileExistsError):
+        slim.slim_copy(workdir, out)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for name in ("config.json", "model.json"):
+        with open(os.path.join(workdir, name)) as src, open(empty / name, "w") as dst:
+            dst.write(src.read())
+    with pytest.raises(FileNotFoundError, match="nothing to copy"):
+        slim.slim_copy(str(empty), str(tmp_path / "slim2"))
+
+
 def test_workdir_of_another_design_is_refused(full_run):
     workdir, _, _ = full_run
     with pytest.raises(ValueError, match=r"image_size: 8 -> 16.*new --workdir"):

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fer import labels as labels_lib
+from fer.data import pack as pack_lib
 
 NUM_EMOTIONS = labels_lib.FERPLUS.num_classes  # FER+ votes: 8 emotions, unknown, NF.
 AFFECTNET_SPLIT_SEED = 2019      # Fixed: every run of a protocol sees the same test set.
@@ -256,6 +257,11 @@ def load(config) -> Dataset:
     name = config.dataset
     if name == "demo":
         return _load_demo()
+    data_dir = str(config.get("data_dir", ""))
+    if pack_lib.is_pack(data_dir):  # A pack: no TFDS, no TensorFlow (fer.data.pack).
+        return _load_pack(data_dir, name=name,
+                          protocol=str(config.get("affectnet_protocol", "official")),
+                          reduced=bool(config.get("affectnet_reduced", False)))
     from fer.data import builders  # noqa: PLC0415 (TFDS imports are slow: only when needed)
 
     built = builders.prepare(
@@ -275,12 +281,33 @@ def _splits_of_build(built, *, name: str, protocol: str, reduced: bool) -> Datas
     splits = {}
     for split in built.splits:
         meta = built.metadata(split)
-        whole = Split(TfdsSource(built.builder, split), meta["label"])
-        if "votes" in meta:  # FER+: the majority scheme decides which images a split holds.
-            majority = ferplus_majority(meta["votes"])
+        splits[split] = (Split(TfdsSource(built.builder, split), meta["label"]),
+                         meta.get("votes"))
+    return _dataset(splits, built.label_set, name=name, protocol=protocol, reduced=reduced,
+                    description=f"the {name} build in {built.data_dir}")
+
+
+def _load_pack(path: str, *, name: str, protocol: str, reduced: bool) -> Dataset:
+    label_set, arrays = pack_lib.read(path, name)
+    splits = {split: (Split(ArraySource(a["image"], a["label"], a.get("votes")), a["label"]),
+                      a.get("votes"))
+              for split, a in arrays.items()}
+    return _dataset(splits, label_set, name=name, protocol=protocol, reduced=reduced,
+                    description=f"the {name} pack {path}")
+
+
+def _dataset(splits: dict[str, tuple[Split, np.ndarray | None]], label_set, *, name: str,
+             protocol: str, reduced: bool, description: str) -> Dataset:
+    """Whole splits (and FER+ raw votes) -> the splits a config trains and evaluates on."""
+    out = {}
+    for split, (whole, votes) in splits.items():
+        if votes is not None:  # FER+: the majority scheme decides which images a split holds.
+            majority = ferplus_majority(votes)
             keep = np.flatnonzero(majority >= 0)
             whole = Split(SubsetSource(whole.source, keep), majority[keep])
-        splits[split] = whole
+        out[split] = whole
     if name == "affectnet":
-        splits = affectnet_protocol(splits, protocol, reduced)
-    return Dataset(built.label_set, splits, f"the {name} build in {built.data_dir}")
+        out = affectnet_protocol(out, protocol, reduced)
+    order = {"train": 0, "validation": 1, "test": 2}
+    out = dict(sorted(out.items(), key=lambda item: (order.get(item[0], 3), item[0])))
+    return Dataset(label_set, out, description)

@@ -31,6 +31,11 @@ def _abstract(tree, sharding=None):
     return jax.tree.map(leaf, tree)
 
 
+def save_args(state, meta: Mapping[str, Any]) -> ocp.args.Composite:
+    return ocp.args.Composite(state=ocp.args.StandardSave(state),
+                              meta=ocp.args.JsonSave(dict(meta)))
+
+
 class Checkpoints:
     """The run's 'latest' and 'best' checkpoint managers, saved at epoch ends."""
 
@@ -51,8 +56,7 @@ class Checkpoints:
             item_names=("state", "meta"))
 
     def save(self, epoch: int, state, meta: Mapping[str, Any], is_best: bool) -> None:
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                  meta=ocp.args.JsonSave(dict(meta)))
+        args = save_args(state, meta)
         # Best first: a run killed between the two saves resumes from the previous
         # latest and redoes this epoch bit for bit, so a step that already
         # exists holds the same state and is kept as it is.

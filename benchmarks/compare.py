@@ -8,6 +8,10 @@ after warm-up, with min and max). Missing exports are made first (unless
 --no-export). Latencies measured on ARM devices (`python -m benchmarks.arm`)
 are merged as a second table. Writes compare.md / .csv / .json and
 accuracy_latency.png (the seed's Figure 16 style: bubble area ~ parameters).
+
+--keep keeps the rows of the previous compare.json in --out whose runs are not
+under --runs any more (say, runs retrained elsewhere and only some brought back):
+each row says when it was measured, so no number loses its date.
 """
 
 from __future__ import annotations
@@ -99,7 +103,8 @@ def benchmark_run(workdir: str, *, runs: int, warmup: int, threads: Sequence[int
     record = ensure_export(workdir, variants, export)
     export_dir = os.path.join(workdir, tflite.EXPORT_DIRNAME)
     row: dict[str, Any] = {
-        "design": spec.design, "workdir": os.path.abspath(workdir),
+        "run": os.path.basename(os.path.normpath(workdir)), "design": spec.design,
+        "workdir": os.path.abspath(workdir), "measured": time.strftime("%Y-%m-%d"),
         "dataset": report.get("dataset"), "split": report.get("split"),
         "num_examples": report.get("num_examples"),
         "accuracy": report.get("accuracy"), "balanced_accuracy": report.get("balanced_accuracy"),
@@ -119,6 +124,21 @@ def benchmark_run(workdir: str, *, runs: int, warmup: int, threads: Sequence[int
     return row
 
 
+def run_name(row: Mapping[str, Any]) -> str:
+    return row.get("run") or os.path.basename(os.path.normpath(row["workdir"]))
+
+
+def kept_rows(previous: str, fresh: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of `previous` (a compare.json) for runs not measured again in `fresh`."""
+    if not os.path.exists(previous):
+        return []
+    with open(previous) as f:
+        old = json.load(f)["rows"]
+    names = {run_name(r) for r in fresh}
+    return [{**r, "run": run_name(r), "measured": r.get("measured") or "earlier"}
+            for r in old if run_name(r) not in names]
+
+
 def _ms(entry: Mapping[str, Any] | None) -> str:
     if not entry:
         return "-"
@@ -134,16 +154,16 @@ def markdown(rows: Sequence[Mapping[str, Any]], arm_entries: Sequence[Mapping[st
              runs: int) -> str:
     size_variants = list(dict.fromkeys(v for r in rows for v in [*r["sizes"], *r["refused"]]))
     latency_cols = [f"{v}@{t}" for v in variants for t in threads]
-    header = (["design", "dataset/split", "accuracy %", "balanced acc. %", "loss", "params"]
+    header = (["run", "design", "dataset/split", "accuracy %", "balanced acc. %", "loss", "params"]
               + [f"{v} KiB" for v in size_variants] + ["JAX CPU ms"]
               + [f"LiteRT {v} {t}T ms" for v, t in
-                 ((c.split("@")[0], c.split("@")[1]) for c in latency_cols)])
+                 ((c.split("@")[0], c.split("@")[1]) for c in latency_cols)] + ["measured"])
     lines = ["## Comparison of designs (seed Table 5)", "",
              f"ms per prediction at batch 1: median (min-max) of {runs} runs after warm-up, "
              f"on {host['name']} ({host['cpu_model']}, {host['cpu_count']} CPUs).", "",
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in rows:
-        cells = [r["design"], f"{r['dataset']}/{r['split']}", _pct(r["accuracy"]),
+        cells = [run_name(r), r["design"], f"{r['dataset']}/{r['split']}", _pct(r["accuracy"]),
                  _pct(r["balanced_accuracy"]),
                  "-" if r["loss"] is None else f"{r['loss']:.4f}", f"{r['params']:,}"]
         cells += [f"{r['sizes'][v] / 1024:.1f}" if v in r["sizes"] else
@@ -151,6 +171,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], arm_entries: Sequence[Mapping[st
         cells.append(_ms(r["jax_cpu"]))
         cells += [_ms(r["litert"].get(c)) if c.split("@")[0] not in r["refused"]
                   else "refused" for c in latency_cols]
+        cells.append(r.get("measured", ""))
         lines.append("| " + " | ".join(cells) + " |")
     if arm_entries:
         lines += ["", "## On ARM devices (python -m benchmarks.arm)", "",
@@ -166,8 +187,9 @@ def markdown(rows: Sequence[Mapping[str, Any]], arm_entries: Sequence[Mapping[st
 def flat_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in rows:
-        flat = {k: r[k] for k in ("design", "dataset", "split", "num_examples", "accuracy",
-                                  "balanced_accuracy", "loss", "params", "workdir")}
+        flat = {"run": run_name(r), "measured": r.get("measured", "")}
+        flat.update({k: r[k] for k in ("design", "dataset", "split", "num_examples", "accuracy",
+                                  "balanced_accuracy", "loss", "params", "workdir")})
         flat.update({f"bytes_{v}": b for v, b in r["sizes"].items()})
         flat.update({f"top1_agreement_{v}": a for v, a in r["agreement"].items()})
         for name, entry in [("jax_cpu", r["jax_cpu"])] + [
@@ -188,7 +210,7 @@ def plot(rows: Sequence[Mapping[str, Any]], path: str) -> str | None:
     for r in rows:
         entry = r["litert"].get("float32@1") or r["jax_cpu"]
         if r["accuracy"] is not None:
-            points.append((entry["ms_median"], 100 * r["accuracy"], r["params"], r["design"]))
+            points.append((entry["ms_median"], 100 * r["accuracy"], r["params"], run_name(r)))
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -220,6 +242,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-export", action="store_true",
                         help="only use variants already exported")
     parser.add_argument("--arm", default=arm.ARM_RESULTS, help="ARM results to merge")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep --out's earlier rows of runs no longer under --runs")
     args = parser.parse_args(argv)
     if args.timing_runs < runner.MIN_RUNS:
         parser.error(f"--timing-runs must be >= {runner.MIN_RUNS}")
@@ -235,6 +259,9 @@ def main(argv=None) -> int:
         rows.append(benchmark_run(workdir, runs=args.timing_runs, warmup=args.warmup,
                                   threads=threads, variants=variants,
                                   export=not args.no_export))
+    if args.keep:
+        rows = kept_rows(os.path.join(args.out, "compare.json"), rows) + rows
+        rows.sort(key=run_name)
     arm_entries = arm.load_reports(args.arm)
     host = runner.device_info()
     text = markdown(rows, arm_entries, variants, threads, host, args.timing_runs)

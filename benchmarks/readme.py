@@ -25,21 +25,27 @@ RESULTS_END = "<!-- results:end -->"
 # (results subfolder, markdown file, sentence put before the table).
 TABLES: Sequence[tuple[str, str, str]] = (
     ("compare_ferplus", "compare.md",
-     "The designs trained on FER+ (majority-vote validation labels, 8 classes; the "
-     "seed's designs for 2 epochs, resnet_fer_tiny for 45: see below). For "
+     "The designs trained on FER+ (majority-vote validation labels, 8 classes). The seed's "
+     "designs trained for 2 epochs on 2 CPU cores; resnet_fer_tiny runs for 45 epochs on "
+     "a GPU: the shipped recipe with seeds 0 and 1, its full-resolution variant "
+     "(`_fullres`), and `ensemble`, the three combined (the shipped model before "
+     "quantisation; its row is at the prior correction it ships with). Each row comes "
+     "from its run's `report.json` (the checkpoint best on balanced accuracy) and says "
+     "when it was measured ('earlier': a previous session, same machine). For "
      "reference, the seed's Table 5 (reduced AffectNet at 224x224, another dataset and "
      "input size): baseline 62.76%, baseline with BN 63.00%, xcao 68.61%, xcao2 75.40%, "
      "fractal 69.23%, GoogleNet 68.93%, MobileNet 47.30%."),
     ("per_label_ferplus", "per_label.md",
-     "The shipped model (`fer/assets/model`, float16 TFLite, as `fer` runs it) per label, "
+     "The shipped model (`fer/assets/model`, its TFLite file as `fer` runs it) per label, "
      "and its confusion matrix (rows: true label). The seed's Table 7 (AffectNet): neutral "
      "81%, happy 91%, sad 48%, surprise 32%, fear 34%, disgust 17%, anger 50%, contempt 0%."),
     ("ensemble_ferplus", "ensemble.md",
-     "How the shipped model gets there from one trained network: the mean of two "
-     "networks' log-probabilities (same recipe, seeds 0 and 1), each also shown the "
-     "mirror image of the face, minus tau x log(training prior) (prior correction, which "
-     "moves decisions towards contempt and disgust). tau is picked on the validation "
-     "split; the cross-fitted figure shows what that choice is worth on unseen faces."),
+     "How the shipped model gets there from one trained network: the mean of three "
+     "networks' log-probabilities (the full-resolution run, then the shipped recipe with "
+     "seeds 0 and 1; their last epochs), each also shown the mirror image of the face, "
+     "minus tau x log(training prior) (prior correction, which moves decisions towards "
+     "contempt and disgust). tau is picked on the validation split; the cross-fitted "
+     "figure shows what that choice is worth on unseen faces."),
     ("compare_fer2013", "compare.md",
      "The designs trained on FER2013 (PublicTest as validation, 7 classes; the seed's "
      "designs for 2 epochs, resnet_fer_tiny for 30)."),

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -113,12 +114,37 @@ def test_compare_table_and_plot(tmp_path, trained_runs, capsys):
     assert set(row["litert"]) == timed
     for entry in [row["jax_cpu"], *row["litert"].values()]:
         assert 0 < entry["ms_min"] <= entry["ms_median"] <= entry["ms_max"]
-    assert f"| tiny | demo/validation | {100 * summary['accuracy']:.2f} |" in printed
+    run = os.path.basename(workdir)
+    assert f"| {run} | tiny | demo/validation | {100 * summary['accuracy']:.2f} |" in printed
+    assert row["run"] == run and row["measured"] == time.strftime("%Y-%m-%d")
     assert "LiteRT int8 2T ms" in printed and "On ARM devices" not in printed
     assert (out / "accuracy_latency.png").stat().st_size > 1000
     assert "accuracy_latency.png" in (out / "compare.md").read_text()
     rows = list(csv.DictReader(open(out / "compare.csv")))
     assert rows[0]["design"] == "tiny" and float(rows[0]["litert_float32_t1_ms_median"]) > 0
+
+
+def test_compare_keeps_earlier_rows_of_absent_runs(tmp_path, trained_runs):
+    root, workdir, _ = trained_runs
+    out = tmp_path / "compare"
+    out.mkdir()
+    earlier = {"design": "xcao", "workdir": "/elsewhere/runs/ferplus/xcao", "dataset": "ferplus",
+               "split": "validation", "num_examples": 10, "accuracy": 0.5,
+               "balanced_accuracy": 0.4, "loss": 1.0, "params": 7, "sizes": {},
+               "agreement": {}, "refused": [], "litert": {},
+               "jax_cpu": {"ms_median": 1.0, "ms_min": 0.9, "ms_max": 1.2, "runs": 50}}
+    stale = {**earlier, "workdir": workdir, "accuracy": 0.01}  # Measured again below.
+    (out / "compare.json").write_text(json.dumps({"rows": [earlier, stale]}))
+    args = ["--runs", root, "--out", str(out), "--timing-runs", "50", "--warmup", "2",
+            "--no-export", "--arm", str(tmp_path / "no_arm")]
+    assert compare.main(args + ["--keep"]) == 0
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert sorted(r["run"] for r in rows) == sorted(["xcao", os.path.basename(workdir)])
+    kept = next(r for r in rows if r["run"] == "xcao")
+    assert kept["measured"] == "earlier" and kept["accuracy"] == 0.5
+    assert "| xcao | xcao | ferplus/validation | 50.00 |" in (out / "compare.md").read_text()
+    assert compare.main(args) == 0  # Without --keep only what is under --runs.
+    assert len(json.loads((out / "compare.json").read_text())["rows"]) == 1
 
 
 def test_compare_needs_runs(tmp_path):

@@ -46,6 +46,11 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "minus tau x log(training prior) (prior correction, which moves decisions towards "
      "contempt and disgust). tau is picked on the validation split; the cross-fitted "
      "figure shows what that choice is worth on unseen faces."),
+    ("ensemble_ferplus", "offsets.md",
+     "Why one tau and not a free offset per class (`python -m benchmarks.per_class_offsets`): "
+     "offsets fitted on the validation split would report the FER+ goals met there, "
+     "but fitted on one half and scored on the other they miss them; with 26 contempt "
+     "and 31 disgust faces, the extra freedom fits noise."),
     ("compare_fer2013", "compare.md",
      "The designs trained on FER2013 (PublicTest as validation, 7 classes; the seed's "
      "designs for 2 epochs, resnet_fer_tiny for 30)."),

@@ -27,6 +27,7 @@ done
     runs/ferplus/resnet_fer_tiny runs/ferplus/resnet_fer_tiny_seed1 \
     --out runs/ferplus/ensemble --variants float32,float16,dynamic_range,int8
 "$PY" -m benchmarks.ensemble runs/ferplus/ensemble --out benchmarks/results/ensemble_ferplus
+"$PY" -m benchmarks.per_class_offsets runs/ferplus/ensemble --out benchmarks/results/ensemble_ferplus
 "$PY" -m fer.export.ship --export runs/ferplus/ensemble/export --variant dynamic_range
 # The full inverse-frequency-weights experiment (configs/ferplus_resnet_fer_tiny_full_weights.py)
 # is not part of the tables: FULL_WEIGHTS=1 adds it.

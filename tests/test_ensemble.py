@@ -103,6 +103,30 @@ def test_sweep_trades_accuracy_for_the_rare_class():
         pc.sweep(log_probs[:5], labels, log_prior)
 
 
+def test_per_class_offsets_find_what_one_tau_cannot():
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 80 + [1] * 15 + [2] * 5)
+    probs = np.array([[0.7, 0.2, 0.1]] * 80 + [[0.5, 0.4, 0.1]] * 15 + [[0.5, 0.1, 0.4]] * 5)
+    log_probs = np.log(probs) + rng.normal(0, 1e-3, probs.shape)
+    start = np.zeros(3)
+    targets = dict(min_balanced=0.75, min_recall=0.5)
+    assert pc.score(pc.confusion(log_probs, labels, start))["min_recall"] == 0.0
+    # Classes 1 and 2 each need a boost in (log 1.25, log 3.5): offsets give both.
+    fitted = pc.fit_offsets(log_probs, labels, start, **targets)
+    assert pc.score(pc.confusion(log_probs, labels, fitted))["accuracy"] == 1.0
+    assert pc.offsets_cross_fitted(log_probs, labels, start, **targets)["accuracy"] == 1.0
+    from benchmarks import per_class_offsets
+
+    rows = per_class_offsets.compare_rules(log_probs, labels, start, **targets)
+    assert list(rows) == ["tau (shipped)", "per-class offsets, fitted on the split",
+                          "per-class offsets, cross-fitted"]
+    assert rows["tau (shipped)"]["accuracy"] == 0.8
+    offsets = rows["per-class offsets, fitted on the split"]["offsets"]
+    assert offsets[1] < offsets[0] and offsets[2] < offsets[0]  # Shifts are subtracted.
+    text = per_class_offsets.markdown(rows, "x", "ferplus / validation", targets)
+    assert "| per-class offsets, cross-fitted | 100.00 | 100.00 | 100.00 |" in text
+
+
 @pytest.fixture(scope="module")
 def pipeline():
     return fx.FakePipeline(num_train=256, num_val=120)

@@ -1,0 +1,50 @@
+"""benchmarks/train_packed.sh end to end on the demo set: train, stop, slim, bundle.
+
+One tiny run (2 epochs of 3 steps) through the real launch.py, as a GPU machine would
+run the FER+ configs; about half a minute on 2 cores.
+"""
+
+import os
+import subprocess
+import sys
+import tarfile
+
+from fer.training import checkpoint as checkpoint_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TINY_CONFIG = '''
+from configs import demo
+
+
+def get_config():
+    config = demo.get_config()
+    config.epochs = 2
+    config.steps_per_epoch = 3
+    return config
+'''
+
+
+def test_train_packed_bundles_a_slim_run_that_loads(tmp_path):
+    config = tmp_path / "tiny.py"
+    config.write_text(TINY_CONFIG)
+    bundle, runs = tmp_path / "bundle", tmp_path / "runs"
+    env = {**os.environ, "PYTHON": sys.executable, "RUNS": str(runs)}
+    out = subprocess.run(
+        ["bash", os.path.join(REPO, "benchmarks", "train_packed.sh"), "unused.npz", "300",
+         str(bundle), f"{config}:tiny"], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    status = (bundle / "train_packed.txt").read_text()
+    assert status.startswith("tiny: exit 0 after ") and "bundled (slim)" in status
+    with tarfile.open(bundle / "tiny.tgz") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    unpacked = str(tmp_path / "unpacked" / "tiny")
+    assert {"config.json", "model.json", "report.json", "metrics.jsonl"} <= set(
+        os.listdir(unpacked))
+    model, variables, spec, config_back = checkpoint_lib.load_model(unpacked, "latest")
+    assert spec.design == "xcao" and config_back.num_workers >= 1
+    assert config_back.data_dir == "unused.npz"  # The run records where its data came from.
+    checkpoints = checkpoint_lib.Checkpoints(unpacked, read_only=True)
+    assert checkpoints.epochs("latest") == [2]
+    checkpoints.close()

@@ -158,7 +158,8 @@ def markdown(rows: Sequence[Mapping[str, Any]], arm_entries: Sequence[Mapping[st
               + [f"{v} KiB" for v in size_variants] + ["JAX CPU ms"]
               + [f"LiteRT {v} {t}T ms" for v, t in
                  ((c.split("@")[0], c.split("@")[1]) for c in latency_cols)] + ["measured"])
-    lines = ["## Comparison of designs (seed Table 5)", "",
+    datasets = sorted({f"{r['dataset']} / {r['split']}" for r in rows})
+    lines = [f"## Comparison of designs (seed Table 5): {', '.join(datasets)}", "",
              f"ms per prediction at batch 1: median (min-max) of {runs} runs after warm-up, "
              f"on {host['name']} ({host['cpu_model']}, {host['cpu_count']} CPUs).", "",
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]

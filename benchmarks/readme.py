@@ -26,7 +26,8 @@ RESULTS_END = "<!-- results:end -->"
 TABLES: Sequence[tuple[str, str, str]] = (
     ("compare_ferplus", "compare.md",
      "The designs trained on FER+ (majority-vote validation labels, 8 classes). The seed's "
-     "designs trained for 2 epochs on 2 CPU cores; resnet_fer_tiny runs for 45 epochs on "
+     "designs trained for 2 epochs on 2 CPU cores (MobileNet v1 at 96x96, the others at "
+     "48x48; InceptionV3 not trained); resnet_fer_tiny runs for 45 epochs on "
      "a GPU: the shipped recipe with seeds 0 and 1, its full-resolution variant "
      "(`_fullres`), and `ensemble`, the three combined (the shipped model before "
      "quantisation; its row is at the prior correction it ships with). Each row comes "
@@ -53,7 +54,8 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "and 31 disgust faces, the extra freedom fits noise."),
     ("compare_fer2013", "compare.md",
      "The designs trained on FER2013 (PublicTest as validation, 7 classes; the seed's "
-     "designs for 2 epochs, resnet_fer_tiny for 30)."),
+     "designs for 2 epochs, MobileNet v1 at 96x96; resnet_fer_tiny for 30, all on 2 CPU "
+     "cores). Each row says when it was measured ('earlier': a previous session)."),
     ("per_label_fer2013", "per_label.md",
      "Our design's FER2013 run (JAX checkpoint, best by balanced accuracy) per label."),
     ("preprocessing", "preprocessing.md",

@@ -61,16 +61,12 @@ def main(argv=None) -> int:
     if not os.path.exists(path):
         parser.error(f"{args.ensemble_dir} is not an ensemble directory (no {path}): "
                      "make one with python -m fer.export.ensemble")
-    with open(path) as f:
-        record = json.load(f)
-    workdirs = [os.path.normpath(os.path.join(args.ensemble_dir, m)) for m in record["members"]]
+    record, workdirs = ensemble_lib.read_record(args.ensemble_dir)
     members, _, config = ensemble_lib.load_members(workdirs, record["which"])
     if args.data_dir:
         config.data_dir = args.data_dir
     labels, plain, mirrored = ensemble_lib.member_log_probs(members, config, record["split"])
-    log_probs = plain.mean(0)
-    if record["mirror"]:
-        log_probs = 0.5 * (log_probs + mirrored.mean(0))
+    log_probs = ensemble_lib.combine_log_probs(plain, mirrored, record["mirror"])
     tau_shift = np.asarray(ensemble_model.prior_shift(record["train_counts"], record["tau"]))
     targets = {"min_balanced": readme.GOAL_FERPLUS_BALANCED,
                "min_recall": readme.GOAL_EVERY_CLASS}

@@ -308,6 +308,4 @@ def _dataset(splits: dict[str, tuple[Split, np.ndarray | None]], label_set, *, n
         out[split] = whole
     if name == "affectnet":
         out = affectnet_protocol(out, protocol, reduced)
-    order = {"train": 0, "validation": 1, "test": 2}
-    out = dict(sorted(out.items(), key=lambda item: (order.get(item[0], 3), item[0])))
     return Dataset(label_set, out, description)

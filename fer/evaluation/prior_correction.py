@@ -93,31 +93,36 @@ def fit_offsets(log_probs: np.ndarray, labels: np.ndarray, start: np.ndarray, *,
     return shift
 
 
-def offsets_cross_fitted(log_probs: np.ndarray, labels: np.ndarray, start: np.ndarray, *,
-                         seed: int = 0, **targets) -> dict[str, Any]:
-    """fit_offsets on one stratified half, scored on the other, both ways, pooled."""
+def _cross_fit(log_probs: np.ndarray, labels: np.ndarray, fit, seed: int) -> np.ndarray:
+    """Pooled confusion of shifts fitted (`fit(log_probs, labels) -> shift`) on one
+    stratified half and applied to the other, both ways."""
     labels = np.asarray(labels)
     half = stratified_half(labels, seed)
     k = log_probs.shape[-1]
     pooled = np.zeros((k, k), np.int64)
     for pick, test in ((half, ~half), (~half, half)):
-        shift = fit_offsets(log_probs[pick], labels[pick], start, **targets)
+        shift = fit(log_probs[pick], labels[pick])
         pooled += confusion(log_probs[test], labels[test], shift)
-    return score(pooled)
+    return pooled
+
+
+def offsets_cross_fitted(log_probs: np.ndarray, labels: np.ndarray, start: np.ndarray, *,
+                         seed: int = 0, **targets) -> dict[str, Any]:
+    """fit_offsets on one stratified half, scored on the other, both ways, pooled."""
+    return score(_cross_fit(log_probs, labels,
+                            lambda lp, y: fit_offsets(lp, y, start, **targets), seed))
 
 
 def cross_fitted(log_probs: np.ndarray, labels: np.ndarray, log_prior: np.ndarray,
                  taus: Sequence[float] = DEFAULT_TAUS, seed: int = 0) -> dict[str, Any]:
     """Scores of tau chosen on the other half of the split, pooled over both halves."""
-    labels = np.asarray(labels)
-    half = stratified_half(labels, seed)
-    k = log_probs.shape[-1]
-    pooled = np.zeros((k, k), np.int64)
     chosen = []
-    for pick, test in ((half, ~half), (~half, half)):
-        tau = choose(sweep(log_probs[pick], labels[pick], log_prior, taus))["tau"]
-        chosen.append(tau)
-        pooled += confusion(log_probs[test], labels[test], tau * np.asarray(log_prior))
+
+    def fit(lp, y):
+        chosen.append(choose(sweep(lp, y, log_prior, taus))["tau"])
+        return chosen[-1] * np.asarray(log_prior)
+
+    pooled = _cross_fit(log_probs, labels, fit, seed)
     return {"taus_chosen": chosen, **score(pooled)}
 
 

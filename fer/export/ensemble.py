@@ -73,14 +73,25 @@ def build(members, spec: spec_lib.ModelSpec, *, mirror: bool,
     return module, variables, combined
 
 
+def read_record(directory: str) -> tuple[dict[str, Any], list[str]]:
+    """(ensemble.json of an ensemble directory, its members' workdirs)."""
+    with open(os.path.join(directory, ENSEMBLE_RECORD)) as f:
+        record = json.load(f)
+    return record, [os.path.normpath(os.path.join(directory, w)) for w in record["members"]]
+
+
+def combine_log_probs(plain: np.ndarray, mirrored: np.ndarray, mirror: bool) -> np.ndarray:
+    """Members' (M, N, K) log-probabilities -> the ensemble's (N, K), as Ensemble does."""
+    combined = plain.mean(0)
+    return 0.5 * (combined + mirrored.mean(0)) if mirror else combined
+
+
 def load(directory: str):
     """(module, variables, spec, config) of an ensemble directory, like load_model."""
     from fer.models import ensemble as ensemble_lib
     from fer.training import checkpoint as checkpoint_lib
 
-    with open(os.path.join(directory, ENSEMBLE_RECORD)) as f:
-        record = json.load(f)
-    workdirs = [os.path.normpath(os.path.join(directory, w)) for w in record["members"]]
+    record, workdirs = read_record(directory)
     members, spec, _ = load_members(workdirs, record.get("which", "best"))
     shift = ensemble_lib.prior_shift(record["train_counts"], record["tau"])
     module, variables, _ = build(members, spec, mirror=record["mirror"], shift=shift)
@@ -120,9 +131,7 @@ def ablation(labels, plain, mirrored, log_prior, tau: float) -> list[dict[str, A
         if name != "member 1" and len(plain) == 1:
             continue
         for mirror in (False, True):
-            lp = plain[members].mean(0)
-            if mirror:
-                lp = 0.5 * (lp + mirrored[members].mean(0))
+            lp = combine_log_probs(plain[members], mirrored[members], mirror)
             for t in sorted({0.0, tau}):
                 cm = pc.confusion(lp, labels, t * log_prior)
                 rows.append({"members": name, "mirror": mirror, "tau": t, **pc.score(cm)})
@@ -165,9 +174,7 @@ def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
     log_prior = ensemble_lib.log_prior(counts)
 
     labels, plain, mirrored = member_log_probs(members, config, split, pipeline)
-    combined = plain.mean(0)
-    if mirror:
-        combined = 0.5 * (combined + mirrored.mean(0))
+    combined = combine_log_probs(plain, mirrored, mirror)
     rows = pc.sweep(combined, labels, log_prior)
     if tau == "auto":
         tau = choose = pc.choose(rows)["tau"]

@@ -21,6 +21,7 @@ import orbax.checkpoint as ocp
 from fer import spec as spec_lib
 
 CHECKPOINT_DIR = "checkpoints"
+SLIM_KEY = "slim"  # True in the meta of a slim copy's checkpoints (fer.training.slim).
 
 
 def _abstract(tree, sharding=None):
@@ -97,6 +98,22 @@ class Checkpoints:
         self.best.close()
 
 
+def is_slim(meta: Mapping[str, Any]) -> bool:
+    """Whether a checkpoint is a slim copy (fer.training.slim: optimizer state zeroed)."""
+    return bool(meta.get(SLIM_KEY, False))
+
+
+def restore_target(config, spec: spec_lib.ModelSpec):
+    """(model, abstract TrainState) of a run: the structure its checkpoints restore into."""
+    from fer.training import state as state_lib
+
+    model = state_lib.create_model(config, spec.num_classes)
+    tx = state_lib.create_optimizer(config, steps_per_epoch=1)  # The schedule is no state.
+    target = jax.eval_shape(lambda: state_lib.create_train_state(
+        jax.random.PRNGKey(0), model, tx, tuple(spec.input_shape)))
+    return model, target
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
@@ -116,17 +133,12 @@ def load_model(workdir: str, which: str | int = "best"):
     to the latest if the run never recorded one), 'latest', or an epoch number.
     An ensemble directory (fer.export.ensemble) loads its members' best.
     """
-    from fer.training import state as state_lib
-
     if os.path.exists(os.path.join(workdir, "ensemble.json")):  # fer.export.ensemble
         from fer.export import ensemble as ensemble_lib
         return ensemble_lib.load(workdir)
     config = load_config(workdir)
     spec = spec_lib.ModelSpec.load(workdir)
-    model = state_lib.create_model(config, spec.num_classes)
-    tx = state_lib.create_optimizer(config, steps_per_epoch=1)
-    target = jax.eval_shape(lambda: state_lib.create_train_state(
-        jax.random.PRNGKey(0), model, tx, tuple(spec.input_shape)))
+    model, target = restore_target(config, spec)
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     checkpoints = Checkpoints(workdir, read_only=True)
     try:

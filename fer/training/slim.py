@@ -23,55 +23,42 @@ import jax.numpy as jnp
 from fer import spec as spec_lib
 from fer.training import checkpoint as checkpoint_lib
 
-SLIM_KEY = "slim"  # In a slim checkpoint's meta.
-
-
-def is_slim(meta) -> bool:
-    return bool(meta.get(SLIM_KEY, False))
-
-
 def slim_copy(workdir: str, out: str) -> list[tuple[str, int]]:
     """Copies `workdir` to `out` (a new folder) with its best and newest checkpoints.
 
     Returns the (which, epoch) pairs written.
     """
-    from fer.training import state as state_lib  # noqa: PLC0415
-
     if os.path.exists(out):
         raise FileExistsError(f"{out} exists; slim_copy writes a new folder")
-    config = checkpoint_lib.load_config(workdir)
-    spec = spec_lib.ModelSpec.load(workdir)
-    model = state_lib.create_model(config, spec.num_classes)
-    tx = state_lib.create_optimizer(config, steps_per_epoch=1)
-    target = jax.eval_shape(lambda: state_lib.create_train_state(
-        jax.random.PRNGKey(0), model, tx, tuple(spec.input_shape)))
-    probe = checkpoint_lib.Checkpoints(workdir, read_only=True)
-    try:
-        if not probe.epochs("latest") and not probe.epochs("best"):
-            raise FileNotFoundError(f"no checkpoint in {probe.directory}: nothing to copy")
-    finally:
-        probe.close()
-    shutil.copytree(workdir, out, ignore=shutil.ignore_patterns(checkpoint_lib.CHECKPOINT_DIR))
+    _, target = checkpoint_lib.restore_target(checkpoint_lib.load_config(workdir),
+                                              spec_lib.ModelSpec.load(workdir))
     source = checkpoint_lib.Checkpoints(workdir, read_only=True)
-    dest = checkpoint_lib.Checkpoints(out, keep=1)
-    written = []
     try:
         # The best and the newest latest (what readers load), best first: the order a
         # training run saves them in.
-        for which in ("best", "latest"):
-            epochs = source.epochs(which)
-            if epochs:
-                epoch = max(epochs)
+        newest = {which: max(source.epochs(which), default=None)
+                  for which in ("best", "latest")}
+        if all(epoch is None for epoch in newest.values()):
+            raise FileNotFoundError(f"no checkpoint in {source.directory}: nothing to copy")
+        shutil.copytree(workdir, out,
+                        ignore=shutil.ignore_patterns(checkpoint_lib.CHECKPOINT_DIR))
+        dest = checkpoint_lib.Checkpoints(out, keep=1)
+        written = []
+        try:
+            for which, epoch in newest.items():
+                if epoch is None:
+                    continue
                 state, meta = source.restore(which, target, epoch=epoch)
                 state = state.replace(opt_state=jax.tree.map(jnp.zeros_like, state.opt_state))
                 manager = dest.best if which == "best" else dest.latest
                 manager.save(epoch, args=checkpoint_lib.save_args(
-                    state, {**meta, SLIM_KEY: True}))
+                    state, {**meta, checkpoint_lib.SLIM_KEY: True}))
                 written.append((which, epoch))
-        dest.wait()
+            dest.wait()
+        finally:
+            dest.close()
     finally:
         source.close()
-        dest.close()
     return written
 
 

@@ -420,7 +420,7 @@ def train_and_evaluate(
     restored = checkpoints.restore_latest(state)
     if restored is not None:
         state, meta = restored
-        if meta.get("slim"):  # fer.training.slim: the optimizer state is gone.
+        if checkpoint_lib.is_slim(meta):  # fer.training.slim: the optimizer state is gone.
             raise ValueError(f"{workdir} is a slim copy (optimizer state zeroed, for "
                              "inference): it cannot be resumed; train from the original run")
         start_epoch, best = int(meta["epoch"]), float(meta["best_balanced_accuracy"])

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every training run behind the README's results, one at a time, then the comparison
-# tables (2 CPU cores: about 6.5 hours, 2.7 of them the full-resolution member; the
-# full-weights experiment adds 35 min; finished runs are skipped). Usage:
+# tables (2 CPU cores: about 6.5 hours on 2026-11-28's host, 2.7 of them the
+# full-resolution member, and about 4 times that on a host where a training step runs
+# at 150 rather than 650 images/s, as on 2026-12-01; the full-weights experiment adds
+# 35 min; finished runs are skipped). Usage:
 #   bash benchmarks/train_all.sh [DATA_DIR]      # DATA_DIR holds ferplus/ and fer2013/
 # Runs resume if killed: start the script again.
 set -euo pipefail
@@ -13,7 +15,7 @@ train() { if [[ -f "$1/report.json" ]]; then echo "== $1: trained"; else run --w
 
 # Our design on FER+: the shipped recipe with seeds 0 and 1 and its full-resolution
 # variant (stem stride 1), the three members of the shipped ensemble. On 2 CPU cores
-# about 40 minutes each, the full-resolution one about 4 times that; the shipped
+# 40 minutes to 2.5 hours each (the host matters), the full-resolution one 4-6 times that; the shipped
 # members were trained on a GPU with the same configs (benchmarks/train_packed.sh,
 # docs/training.md), about 9 minutes each, four at once.
 for config in ferplus_resnet_fer_tiny ferplus_resnet_fer_tiny_seed1 ferplus_resnet_fer_tiny_fullres; do

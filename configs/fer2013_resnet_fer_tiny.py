@@ -5,7 +5,8 @@
 
 FER2013 has one hard label per image (no votes), so label smoothing 0.1 stands in
 for FER+'s soft targets; disgust is 16x rarer than happy, hence the square-root
-class weights. 30 epochs: about 25 minutes on 2 CPU cores.
+class weights. 30 epochs: about 25 minutes on 2 CPU cores on 2026-11-28's host,
+about 100 on 2026-12-01's (200 s per epoch; the same step ran 4x slower there).
 """
 
 from configs import ferplus_resnet_fer_tiny

@@ -4,8 +4,9 @@
       --workdir runs/ferplus/resnet_fer_tiny --config.data_dir=../shared/data/ferplus
 
 What differs from configs/resnet_fer_tiny.py, and why:
-  * stem stride 2 at 48 px: ~5x cheaper per image (about 650 vs 120 images/s per
-    training step on 2 cores), which buys many more epochs of augmented data;
+  * stem stride 2 at 48 px: 5-6x cheaper per image (images/s of a training step on
+    2 cores: 650 vs 120 on 2026-11-28's host, 153 vs 25 on 2026-12-01's), which
+    buys many more epochs of augmented data;
   * FER+ vote distributions as soft targets (label_mode='probability'): the
     FER+ paper's best mode, and no label smoothing on top;
   * square-root inverse-frequency class weights: contempt and disgust are 60x

@@ -2,9 +2,11 @@
 
 Images per second of fer's training input pipeline (fer.data.input_pipeline:
 shuffle, decode, preprocess, resize, normalise, augment, batch) at 48x48 and
-224x224 with 0 and 2 grain worker processes, beside what a training step of the
-default design (configs/default.py) consumes on this machine: the loader must
-deliver at least twice that. Prints a markdown table; --json also writes it (and the
+224x224 with 0 and 2 grain worker processes, beside what a training step of
+each --step_configs config (default: configs/default.py) consumes on this machine:
+the loader must deliver at least twice that. The step rate also tells how long a
+run will take here (hosts differ: the shipped recipe's step ran at 650 images/s on
+one 2-core host and 153 on another). Prints a markdown table; --json also writes it (and the
 table as a .md beside it).
 
 The dataset is FER+ from --data_dir or $FER_DATA/ferplus (built once into
@@ -59,17 +61,26 @@ def measure_loader(config, batch_size: int, batches: int) -> dict[str, float]:
             "main_cpu_ms_per_image": 1000 * cpu / (n * batch_size)}
 
 
-def measure_train_step(image_size: int, batch_size: int, steps: int) -> dict[str, Any]:
-    """Images/s a jit-compiled training step of the default design consumes."""
+def step_config(name: str):
+    """configs/NAME.py's get_config()."""
+    import importlib  # noqa: PLC0415
+
+    try:
+        module = importlib.import_module(f"configs.{name}")
+    except ModuleNotFoundError as e:
+        raise ValueError(f"no config configs/{name}.py") from e
+    return module.get_config()
+
+
+def measure_train_step(config, batch_size: int, steps: int) -> dict[str, Any]:
+    """Images/s a jit-compiled training step of `config`'s design consumes."""
     import jax  # noqa: PLC0415
     from jax.sharding import NamedSharding, PartitionSpec  # noqa: PLC0415
 
-    import configs.default as default_config  # noqa: PLC0415
     from fer.training import state as state_lib  # noqa: PLC0415
     from fer.training import train as train_lib  # noqa: PLC0415
 
-    config = default_config.get_config()
-    config.image_size = image_size
+    image_size = int(config.image_size)
     num_classes = 8
     model = state_lib.create_model(config, num_classes)
     tx = state_lib.create_optimizer(config, 100)
@@ -91,11 +102,12 @@ def measure_train_step(image_size: int, batch_size: int, steps: int) -> dict[str
         state, metrics = p_train(state, train_lib.shard_batch(batch, data))
     jax.block_until_ready(metrics)
     elapsed = time.perf_counter() - t0
-    return {"model": config.model, "image_size": image_size, "batch_size": batch_size,
+    return {"model": config.model, "model_kwargs": dict(config.get("model_kwargs", {})),
+            "image_size": image_size, "batch_size": batch_size,
             "images_per_s": steps * batch_size / elapsed}
 
 
-def markdown(rows: list[dict[str, Any]], step: dict[str, Any] | None) -> str:
+def markdown(rows: list[dict[str, Any]], steps: list[dict[str, Any]]) -> str:
     lines = ["| dataset | size | workers | augment | images/s | start-up s "
              "| main-process CPU ms/image |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -103,16 +115,18 @@ def markdown(rows: list[dict[str, Any]], step: dict[str, Any] | None) -> str:
         lines.append(f"| {r['dataset']} | {r['image_size']}x{r['image_size']} | {r['workers']} | "
                      f"{'yes' if r['augment'] else 'no'} | {r['images_per_s']:,.0f} | "
                      f"{r['startup_s']:.1f} | {r['main_cpu_ms_per_image']:.3f} |")
-    if step:
+    for step in steps:
         need = 2 * step["images_per_s"]
-        slowest48 = min((r["images_per_s"] for r in rows if r["image_size"] == step["image_size"]),
-                        default=float("nan"))
+        slowest = min((r["images_per_s"] for r in rows if r["image_size"] == step["image_size"]),
+                      default=float("nan"))
+        kwargs = ", ".join(f"{k}={v}" for k, v in step.get("model_kwargs", {}).items())
         lines.append("")
-        lines.append(f"Training step of the default design ({step['model']}, "
-                     f"{step['image_size']}x{step['image_size']}, batch {step['batch_size']}): "
+        lines.append(f"Training step of {step.get('config', step['model'])} ({step['model']}"
+                     f"{f' {kwargs}' if kwargs else ''}, {step['image_size']}x"
+                     f"{step['image_size']}, batch {step['batch_size']}): "
                      f"{step['images_per_s']:,.0f} images/s; the loader must give >= {need:,.0f}; "
-                     f"slowest loader setting at that size: {slowest48:,.0f} "
-                     f"({'ok' if slowest48 >= need else 'TOO SLOW'}).")
+                     f"slowest loader setting at that size: {slowest:,.0f} "
+                     f"({'ok' if slowest >= need else 'TOO SLOW'}).")
     return "\n".join(lines)
 
 
@@ -128,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--batches", type=int, default=40, help="timed batches per row")
     parser.add_argument("--step_steps", type=int, default=20,
-                        help="timed training steps of the default design (0: skip)")
+                        help="timed training steps per --step_configs config (0: skip)")
+    parser.add_argument("--step_configs", default="default",
+                        help="comma list of configs/ names whose training step to time, "
+                             "e.g. default,ferplus_resnet_fer_tiny")
     parser.add_argument("--json", default="",
                         help="also write the results here (and a .md beside)")
     args = parser.parse_args(argv)
@@ -142,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             fer_data and os.path.isdir(os.path.join(fer_data, "ferplus")))
         args.dataset = "ferplus" if has_ferplus else "demo"
 
+    try:  # Before any measuring: a typo should not cost the loader rows' minutes.
+        step_configs = [(name, step_config(name)) for name in
+                        filter(None, args.step_configs.split(",") if args.step_steps else [])]
+    except ValueError as e:
+        parser.error(str(e))
     rows = []
     for size, workers, augment in itertools.product(
             [int(s) for s in args.sizes.split(",")], [int(w) for w in args.workers.split(",")],
@@ -152,15 +174,14 @@ def main(argv: list[str] | None = None) -> int:
                      "augment": augment, **result})
         print(f"{args.dataset} {size}x{size} workers={workers} augment={augment}: "
               f"{result['images_per_s']:,.0f} images/s", file=sys.stderr, flush=True)
-    step = None
-    if args.step_steps:
-        step = measure_train_step(48, args.batch_size, args.step_steps)
-    table = markdown(rows, step)
+    steps = [{"config": name, **measure_train_step(config, args.batch_size, args.step_steps)}
+             for name, config in step_configs]
+    table = markdown(rows, steps)
     print(table)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "train_step": step, "cpus": os.cpu_count(),
+            json.dump({"rows": rows, "train_steps": steps, "cpus": os.cpu_count(),
                        "load_average": os.getloadavg(), "machine": platform.platform(),
                        "markdown": table}, f, indent=1)
         with open(os.path.splitext(args.json)[0] + ".md", "w") as f:

@@ -20,7 +20,7 @@ def _results(tmp_path):
         "## Comparison of designs (seed Table 5)\n\n| design |\n| --- |\n| big |\n\n"
         "![accuracy against latency](accuracy_latency.png)\n")
     (results / "compare_fer2013" / "compare.json").write_text(json.dumps({"rows": [
-        {"design": "small", "accuracy": 0.70, "params": 2_000_000},
+        {"design": "small", "run": "small_seed1", "accuracy": 0.70, "params": 2_000_000},
         {"design": "huge", "accuracy": 0.80, "params": 20_000_000}]}))
     (results / "pipeline").mkdir()
     (results / "pipeline" / "pipeline.json").write_text(json.dumps({"groups": {
@@ -41,7 +41,7 @@ def test_goals_compare_measurements_with_targets(tmp_path):
     assert "| 70.0% | **missed** |" in text                 # balanced < 75%
     assert "lowest: contempt 40.0%; under the goal: contempt 40.0% | **missed**" in text
     # The 20M-parameter design is over budget: the goal is judged on the small one.
-    assert "70.0% (small) | **missed**" in text
+    assert "70.0% (small_seed1) | **missed**" in text  # Named by run: runs share designs.
     assert "| 7.5 ms | met |" in text and "| 61.0 ms | **missed** |" in text
 
 

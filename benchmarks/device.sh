@@ -37,9 +37,9 @@ case "${1:-}" in
   prepare)
     [[ $# -eq 3 ]] || usage
     dataset=$2 data_dir=$3
+    wheels=$(pinned)  # First: a missing pin should not wait for the pack's minute.
     mkdir -p "$DEVICE_DIR/wheels"
     "$PY" -m fer.data.pack "$dataset" --data_dir "$data_dir" --out "$DEVICE_DIR/$dataset.npz"
-    wheels=$(pinned)
     # shellcheck disable=SC2086
     "$PY" -m pip download --quiet --no-deps --dest "$DEVICE_DIR/wheels" $wheels
     du -sh "$DEVICE_DIR"

@@ -25,15 +25,19 @@ def get_config():
 '''
 
 
+def _script(name, args, **env):
+    """benchmarks/NAME run by bash from the repository root with this interpreter."""
+    return subprocess.run(["bash", os.path.join(REPO, "benchmarks", name), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHON": sys.executable, **env})
+
+
 def test_train_packed_bundles_a_slim_run_that_loads(tmp_path):
     config = tmp_path / "tiny.py"
     config.write_text(TINY_CONFIG)
     bundle, runs = tmp_path / "bundle", tmp_path / "runs"
-    env = {**os.environ, "PYTHON": sys.executable, "RUNS": str(runs)}
-    out = subprocess.run(
-        ["bash", os.path.join(REPO, "benchmarks", "train_packed.sh"), "unused.npz", "300",
-         str(bundle), f"{config}:tiny"], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=600)
+    out = _script("train_packed.sh", ["unused.npz", "300", str(bundle), f"{config}:tiny"],
+                  RUNS=str(runs))
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     status = (bundle / "train_packed.txt").read_text()
     assert status.startswith("tiny: exit 0 after ") and "bundled (slim)" in status
@@ -51,9 +55,7 @@ def test_train_packed_bundles_a_slim_run_that_loads(tmp_path):
 
 
 def _device_sh(args, tmp_path, **env):
-    return subprocess.run(["bash", os.path.join(REPO, "benchmarks", "device.sh"), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHON": sys.executable, **env})
+    return _script("device.sh", args, **env)
 
 
 def test_device_sh_refuses_bad_calls_with_a_reason(tmp_path):

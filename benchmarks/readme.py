@@ -61,9 +61,8 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "`_ensemble`, both seeds combined the same way (`_tau0`: without prior correction, "
      "for the accuracy goal). Each row says when it was "
      "measured ('earlier': a previous session). Compare milliseconds only between rows "
-     "measured together: the host of this table's 2026-12-01 rows ran the same network "
-     "about 3.5 times slower than the earlier one (resnet_fer_tiny, LiteRT float32, one "
-     "thread: 0.31 ms earlier, 1.09 ms for `_unweighted`)."),
+     "measured together: hosts differ several-fold, as `resnet_fer_tiny` (earlier) and "
+     "`_unweighted`, the same network, show."),
     ("ensemble_fer2013", "ensemble.md",
      "The same ingredients on FER2013: the unweighted runs "
      "(`configs/fer2013_resnet_fer_tiny_unweighted{,_seed1}.py`), one and both, with and "

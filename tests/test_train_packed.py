@@ -54,15 +54,11 @@ def test_train_packed_bundles_a_slim_run_that_loads(tmp_path):
     checkpoints.close()
 
 
-def _device_sh(args, tmp_path, **env):
-    return _script("device.sh", args, **env)
-
-
 def test_device_sh_refuses_bad_calls_with_a_reason(tmp_path):
-    assert _device_sh([], tmp_path).returncode == 2
-    assert _device_sh(["prepare", "ferplus"], tmp_path).returncode == 2
-    missing = _device_sh(["train", "ferplus", "60", str(tmp_path / "out"), "c.py:x"], tmp_path,
-                         DEVICE_DIR=str(tmp_path / "nothing"))
+    assert _script("device.sh", []).returncode == 2
+    assert _script("device.sh", ["prepare", "ferplus"]).returncode == 2
+    missing = _script("device.sh", ["train", "ferplus", "60", str(tmp_path / "out"), "c.py:x"],
+                      DEVICE_DIR=str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "device.sh prepare" in missing.stderr
 
 
@@ -73,8 +69,8 @@ def test_device_sh_trains_from_the_carried_folder(tmp_path):
     carried = tmp_path / "carried"
     carried.mkdir()
     (carried / "demo.npz").write_bytes(b"")  # The demo config reads no pack.
-    out = _device_sh(["train", "demo", "300", str(tmp_path / "out"), f"{config}:tiny"],
-                     tmp_path, DEVICE_DIR=str(carried), RUNS=str(tmp_path / "runs"))
+    out = _script("device.sh", ["train", "demo", "300", str(tmp_path / "out"), f"{config}:tiny"],
+                  DEVICE_DIR=str(carried), RUNS=str(tmp_path / "runs"))
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "devices:" in out.stdout
     assert (tmp_path / "out" / "tiny.tgz").exists()

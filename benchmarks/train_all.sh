@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every training run behind the README's results, one at a time, then the comparison
-# tables (2 CPU cores: about 7 hours on 2026-11-28's host, 2.7 of them the
-# full-resolution member, and about 4 times that on a host where a training step runs
-# at 150 rather than 650 images/s, as on 2026-12-01; the full-weights experiment adds
-# 35 min; finished runs are skipped). Usage:
+# tables (2 CPU cores: about 9 hours on a host where the stride-2 training step runs at
+# 580-650 images/s, as on 2026-11-28, 2.7 of them the FER+ full-resolution member, 1.7
+# FER2013's, 0.7 InceptionV3; about 4 times that where it runs at 150, as on another
+# 2026-12-01 host; the full-weights experiment adds 35 min; finished runs are skipped). Usage:
 #   bash benchmarks/train_all.sh [DATA_DIR]      # DATA_DIR holds ferplus/ and fer2013/
 # Runs resume if killed: start the script again.
 set -euo pipefail
@@ -38,11 +38,13 @@ if [[ "${FULL_WEIGHTS:-0}" == 1 ]]; then
       --config configs/ferplus_resnet_fer_tiny_full_weights.py --config.data_dir="$DATA/ferplus"
 fi
 # Our design on FER2013: the FER+ recipe (square-root class weights), and without class
-# weights for FER2013's accuracy goal (seeds 0 and 1), then the first alone and the two
-# combined, with mirror averaging and prior correction (fer.export.ensemble). On a GPU,
-# the full-resolution configs/fer2013_resnet_fer_tiny_fullres*.py (benchmarks/device.sh).
+# weights for FER2013's accuracy goal (seeds 0 and 1, and at full resolution: 100 minutes
+# on 2 cores of a host where the stride-2 step runs at 580 images/s, about 10 hours where
+# it runs at 150), then each alone and combined, with mirror averaging and prior
+# correction (fer.export.ensemble). Its seed 1 (configs/fer2013_resnet_fer_tiny_fullres_seed1.py)
+# is for a GPU (benchmarks/device.sh).
 for config in fer2013_resnet_fer_tiny fer2013_resnet_fer_tiny_unweighted \
-    fer2013_resnet_fer_tiny_unweighted_seed1; do
+    fer2013_resnet_fer_tiny_unweighted_seed1 fer2013_resnet_fer_tiny_fullres; do
   train "runs/fer2013/${config#fer2013_}" --config "configs/$config.py" \
       --config.data_dir="$DATA/fer2013"
 done
@@ -57,15 +59,22 @@ done
     --out runs/fer2013/resnet_fer_tiny_unweighted_ensemble_tau0 --variants float32,dynamic_range
 "$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_tiny_unweighted_ensemble \
     --out benchmarks/results/ensemble_fer2013
+# The full-resolution run alone, mirrored, at the automatic tau and at tau 0.
+"$PY" -m fer.export.ensemble --members runs/fer2013/resnet_fer_tiny_fullres \
+    --out runs/fer2013/resnet_fer_tiny_fullres_mirrored --variants float32,dynamic_range
+"$PY" -m fer.export.ensemble --members runs/fer2013/resnet_fer_tiny_fullres --tau 0 \
+    --out runs/fer2013/resnet_fer_tiny_fullres_mirrored_tau0 --variants float32,dynamic_range
+"$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_tiny_fullres_mirrored \
+    --out benchmarks/results/ensemble_fer2013_fullres
 
 # The seed's designs with the seed's recipe (Adam 1e-3, hard labels, 48x48), cut to
-# SEED_EPOCHS epochs (the seed used 10) to fit a CPU session, and its MobileNet v1 at
-# 96x96 (3.2M params with 8 classes; 18 minutes per FER+ epoch on 2 cores). InceptionV3
-# (23.9M params, 4.6x MobileNet's MACs) is too slow for 2 CPU cores: even at 48x48 its
-# training step ran at 24 images/s on 2026-12-01's host (20 minutes an epoch; the
-# shipped recipe's: 159). REFERENCE=1 adds it (for a GPU, or a long night).
+# SEED_EPOCHS epochs (the seed used 10) to fit a CPU session, and its reference nets at
+# 96x96: MobileNet v1 (3.2M params with 8 classes; 18 minutes per FER+ epoch on 2026-11-28's
+# 2 cores) and InceptionV3 (21.8M params; its step ran at 55 images/s on 2026-12-01,
+# about 10 minutes per epoch, and at a quarter of that where the stride-2 recipe runs at
+# 150 images/s). REFERENCE=0 leaves InceptionV3 out.
 designs="xcao xcao2 baseline_bn baseline fractal mobilenet_v1"
-if [[ "${REFERENCE:-0}" == 1 ]]; then designs="$designs inception_v3"; fi
+if [[ "${REFERENCE:-1}" == 1 ]]; then designs="$designs inception_v3"; fi
 for dataset in ferplus fer2013; do
   for design in $designs; do
     train "runs/$dataset/$design" --config "configs/$design.py" \
@@ -83,7 +92,7 @@ done
     --config.data_dir="$DATA/ferplus" --config.split=validation --workdir runs/shipped_model
 "$PY" -m benchmarks.per_label runs/shipped_model/eval_validation_model \
     --out benchmarks/results/per_label_ferplus
-"$PY" -m benchmarks.per_label runs/fer2013/resnet_fer_tiny_unweighted_ensemble \
+"$PY" -m benchmarks.per_label runs/fer2013/resnet_fer_tiny_fullres_mirrored \
     --out benchmarks/results/per_label_fer2013
 
 # The seed's Table 4 (preprocessing variants of the baseline on FER2013), cut to

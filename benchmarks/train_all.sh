@@ -38,32 +38,27 @@ if [[ "${FULL_WEIGHTS:-0}" == 1 ]]; then
       --config configs/ferplus_resnet_fer_tiny_full_weights.py --config.data_dir="$DATA/ferplus"
 fi
 # Our design on FER2013: the FER+ recipe (square-root class weights), and without class
-# weights for FER2013's accuracy goal (seeds 0 and 1, and at full resolution: 100 minutes
-# on 2 cores of a host where the stride-2 step runs at 580 images/s, about 10 hours where
-# it runs at 150), then each alone and combined, with mirror averaging and prior
-# correction (fer.export.ensemble). Its seed 1 (configs/fer2013_resnet_fer_tiny_fullres_seed1.py)
-# is for a GPU (benchmarks/device.sh).
+# weights for FER2013's accuracy goal (seeds 0 and 1, and at full resolution), then
+# mirror averaging and prior correction (fer.export.ensemble), at the automatic tau and
+# at tau 0 (`_tau0`, for FER2013's plain-accuracy goal). The full-resolution seed 1
+# (configs/fer2013_resnet_fer_tiny_fullres_seed1.py) is for a GPU (benchmarks/device.sh).
 for config in fer2013_resnet_fer_tiny fer2013_resnet_fer_tiny_unweighted \
     fer2013_resnet_fer_tiny_unweighted_seed1 fer2013_resnet_fer_tiny_fullres; do
   train "runs/fer2013/${config#fer2013_}" --config "configs/$config.py" \
       --config.data_dir="$DATA/fer2013"
 done
-"$PY" -m fer.export.ensemble --members runs/fer2013/resnet_fer_tiny_unweighted \
-    --out runs/fer2013/resnet_fer_tiny_unweighted_mirrored --variants float32,dynamic_range
-"$PY" -m fer.export.ensemble --members runs/fer2013/resnet_fer_tiny_unweighted \
-    runs/fer2013/resnet_fer_tiny_unweighted_seed1 \
-    --out runs/fer2013/resnet_fer_tiny_unweighted_ensemble --variants float32,dynamic_range
-# The same two at tau 0, for FER2013's plain-accuracy goal.
-"$PY" -m fer.export.ensemble --members runs/fer2013/resnet_fer_tiny_unweighted \
-    runs/fer2013/resnet_fer_tiny_unweighted_seed1 --tau 0 \
-    --out runs/fer2013/resnet_fer_tiny_unweighted_ensemble_tau0 --variants float32,dynamic_range
+fer2013_ensemble() {  # NAME [fer.export.ensemble options]: runs/fer2013/NAME
+  local name=$1; shift
+  "$PY" -m fer.export.ensemble --out "runs/fer2013/$name" --variants float32,dynamic_range "$@"
+}
+seeds="runs/fer2013/resnet_fer_tiny_unweighted runs/fer2013/resnet_fer_tiny_unweighted_seed1"
+fer2013_ensemble resnet_fer_tiny_unweighted_mirrored --members runs/fer2013/resnet_fer_tiny_unweighted
+fer2013_ensemble resnet_fer_tiny_unweighted_ensemble --members $seeds
+fer2013_ensemble resnet_fer_tiny_unweighted_ensemble_tau0 --tau 0 --members $seeds
+fer2013_ensemble resnet_fer_tiny_fullres_mirrored --members runs/fer2013/resnet_fer_tiny_fullres
+fer2013_ensemble resnet_fer_tiny_fullres_mirrored_tau0 --tau 0 --members runs/fer2013/resnet_fer_tiny_fullres
 "$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_tiny_unweighted_ensemble \
     --out benchmarks/results/ensemble_fer2013
-# The full-resolution run alone, mirrored, at the automatic tau and at tau 0.
-"$PY" -m fer.export.ensemble --members runs/fer2013/resnet_fer_tiny_fullres \
-    --out runs/fer2013/resnet_fer_tiny_fullres_mirrored --variants float32,dynamic_range
-"$PY" -m fer.export.ensemble --members runs/fer2013/resnet_fer_tiny_fullres --tau 0 \
-    --out runs/fer2013/resnet_fer_tiny_fullres_mirrored_tau0 --variants float32,dynamic_range
 "$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_tiny_fullres_mirrored \
     --out benchmarks/results/ensemble_fer2013_fullres
 

@@ -4,12 +4,11 @@
       --workdir runs/fer2013/resnet_fer_tiny_fullres --config.data_dir=../shared/data/fer2013
 
 On FER+ the full-resolution run beat the stride-2 recipe by 2 to 5 points of
-accuracy (configs/ferplus_resnet_fer_tiny_fullres.py). On FER2013 it did not:
-65.09% PublicTest (best-balanced checkpoint; the stride-2 seed 0: 65.25%), 66.17%
-with mirror averaging (python -m fer.export.ensemble --tau 0), against 65.81% for
-both stride-2 seeds combined. A step costs about 4 times the stride-2 one: 30 epochs
-took 100 minutes on 2 CPU cores where the stride-2 step runs at 580 images/s
-(2026-12-01; this step: 149), and would take about 10 hours where it runs at 150.
+accuracy (configs/ferplus_resnet_fer_tiny_fullres.py). On FER2013 it did not; only
+with mirror averaging does it edge past both stride-2 seeds combined (the README's
+FER2013 Table 5, rows `_fullres*`). A step costs about 4 times the stride-2 one: 30
+epochs took 100 minutes on 2 CPU cores where the stride-2 step runs at 580 images/s
+(2026-12-01), and would take about 10 hours where it runs at 150.
 """
 
 from configs import fer2013_resnet_fer_tiny_unweighted

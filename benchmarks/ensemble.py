@@ -1,10 +1,10 @@
 """python -m benchmarks.ensemble ENSEMBLE_DIR [--out DIR]
 
 What each ingredient of an ensemble (fer.export.ensemble) adds: one member or
-all, mirror averaging or not, prior correction off or at the chosen tau; the
-cross-fitted estimate of the chosen tau; and the tau trade-off plot. Reads the
-ensemble's ensemble.json (no model is run), writes DIR/ensemble.{md,json} and
-DIR/prior_correction.png for the README.
+all, mirror averaging or not, shifted views or not (when it uses them), prior
+correction off or at the chosen tau; the cross-fitted estimate of the chosen
+tau; and the tau trade-off plot. Reads the ensemble's ensemble.json (no model
+is run), writes DIR/ensemble.{md,json} and DIR/prior_correction.png for the README.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "ensemble.md"), "w") as f:
         f.write(text)
     with open(os.path.join(args.out, "ensemble.json"), "w") as f:
-        json.dump({k: record[k] for k in ("members", "mirror", "tau", "tau_rule", "split",
-                                          "params", "cross_fitted", "ablation")}, f, indent=2)
+        json.dump({k: record.get(k) for k in ("members", "mirror", "shift_px", "tau", "tau_rule",
+                                              "split", "params", "cross_fitted", "ablation")},
+                  f, indent=2)
     shutil.copyfile(paths["prior_correction.png"], os.path.join(args.out, "prior_correction.png"))
     print(text)
     return 0

@@ -65,8 +65,10 @@ def main(argv=None) -> int:
     members, _, config = ensemble_lib.load_members(workdirs, record["which"])
     if args.data_dir:
         config.data_dir = args.data_dir
-    labels, plain, mirrored = ensemble_lib.member_log_probs(members, config, record["split"])
-    log_probs = ensemble_lib.combine_log_probs(plain, mirrored, record["mirror"])
+    shift_px = record.get("shift_px", 0)
+    labels, views = ensemble_lib.member_log_probs(members, config, record["split"],
+                                                  shift_px=shift_px)
+    log_probs = ensemble_lib.combine_log_probs(views, record["mirror"], shifted=shift_px > 0)
     tau_shift = np.asarray(ensemble_model.prior_shift(record["train_counts"], record["tau"]))
     targets = {"min_balanced": readme.GOAL_FERPLUS_BALANCED,
                "min_recall": readme.GOAL_EVERY_CLASS}

@@ -57,6 +57,35 @@ def test_mirror_averaging_sees_both_views_and_ignores_which_one_it_got():
     np.testing.assert_allclose(module.apply(variables, x[:, :, ::-1]), out, rtol=1e-5, atol=1e-5)
 
 
+def test_shifted_views_move_the_face_and_repeat_the_edge():
+    x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    down = np.asarray(ensemble_lib.shift_image(x, 1, 0))[0, :, :, 0]
+    np.testing.assert_array_equal(down[1:], x[0, :3, :, 0])  # Row i shows row i - 1.
+    np.testing.assert_array_equal(down[0], x[0, 0, :, 0])  # The top edge is repeated.
+    left = np.asarray(ensemble_lib.shift_image(x, 0, -2))[0, :, :, 0]
+    np.testing.assert_array_equal(left[:, :2], x[0, :, 2:, 0])
+    np.testing.assert_array_equal(left[:, 2:], x[0, :, 3:, 0].repeat(2, axis=1))
+    views = ensemble_lib.inference_views(x, mirror=True, shift_px=1)
+    assert len(views) == 10 and len(ensemble_lib.inference_views(x, False, 1)) == 5
+    np.testing.assert_array_equal(views[6], ensemble_lib.shift_image(x[:, :, ::-1], 1, 0))
+    with pytest.raises(ValueError, match="does not fit"):
+        ensemble_lib.shift_image(x, 4, 0)
+    with pytest.raises(ValueError, match="shift_px"):
+        ensemble_lib.inference_views(x, True, -1)
+
+
+def test_shift_averaging_is_the_mean_over_every_view():
+    (m, v) = _member(0)
+    x = _images()
+    module = ensemble_lib.Ensemble(members=(m,), mirror=True, shift_px=2)
+    out = np.asarray(module.apply(ensemble_lib.combine_variables([v]), x))
+    views = ensemble_lib.inference_views(x, True, 2)
+    expected = np.mean([_log_softmax(m.apply(v, np.asarray(view))) for view in views], axis=0)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    unshifted = ensemble_lib.Ensemble(members=(m,), mirror=True)
+    assert not np.allclose(out, unshifted.apply(ensemble_lib.combine_variables([v]), x))
+
+
 def test_prior_shift_moves_decisions_towards_rare_classes():
     counts = np.array([1000, 10] + [100] * (K - 2))
     shift = ensemble_lib.prior_shift(counts, 1.0)
@@ -190,6 +219,35 @@ def test_exported_ensemble_matches_jax_and_ships_with_its_recipe(runs, pipeline,
     shipped = ship_lib.ship(export_dir, "float32", dest=str(tmp_path / "shipped"))
     assert shipped["run"]["ensemble"]["tau"] == record["tau"]
     assert shipped["run"]["params"] == record["params"]
+
+
+def test_shifted_ensemble_scores_exports_and_reloads_what_it_records(runs, pipeline, tmp_path):
+    workdirs, _, _ = runs
+    out = str(tmp_path / "shifted")
+    record = ensemble_export.make(workdirs, out, tau=0.0, shift_px=1, variants=("float32",),
+                                  pipeline=pipeline)
+    assert record["shift_px"] == 1
+    shifted_rows = [r for r in record["ablation"] if r["shift_px"] == 1]
+    assert len(shifted_rows) == len(record["ablation"]) // 2 == 4
+    full = next(r for r in shifted_rows if r["members"] == "2 members" and r["mirror"])
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    assert report["accuracy"] == pytest.approx(full["accuracy"])  # The model is its last row.
+    module, variables, spec, _ = checkpoint_lib.load_model(out)
+    assert spec.design == "tiny x2 mirrored shifted 1px" and module.shift_px == 1
+    images = pipeline.splits["validation"][0][:8]
+    views = ensemble_lib.inference_views(images, True, 1)
+    expected = np.mean([_log_softmax(m.apply(v, np.asarray(view))) for view in views
+                        for m, v, _, _ in map(checkpoint_lib.load_model, workdirs)], axis=0)
+    np.testing.assert_allclose(module.apply(variables, images), expected, rtol=1e-4, atol=1e-4)
+    entry = json.load(open(os.path.join(out, "export", "export.json")))["variants"]["float32"]
+    assert entry["top1_agreement"] == 1.0
+    table = ensemble_export.ablation_markdown(record["ablation"])
+    assert "| shifts |" in table and "| 1 px |" in table
+    assert "shifts" not in ensemble_export.ablation_markdown(
+        [r for r in record["ablation"] if not r["shift_px"]])
+    with pytest.raises(ValueError, match="shift_px"):
+        ensemble_export.make(workdirs, str(tmp_path / "bad"), shift_px=-1, pipeline=pipeline)
 
 
 def test_members_that_disagree_on_labels_or_input_are_refused(runs, tmp_path):

@@ -1,12 +1,12 @@
-"""python -m fer.export.ensemble --members RUN [RUN ...] --out DIR [--tau auto|T]
+"""python -m fer.export.ensemble --members RUN [RUN ...] --out DIR [--tau auto|T] [--shift_px S]
 
 Combines trained runs into one inference model (fer.models.ensemble: mean of
-the members' log-probabilities over the face and its mirror image, minus
-tau * log training prior), scores it, and writes DIR as a run that every
-other tool reads like a trained one:
+the members' log-probabilities over the face and its mirror image, and with
+--shift_px over both moved S pixels each way, minus tau * log training prior),
+scores it, and writes DIR as a run that every other tool reads like a trained one:
 
   DIR/config.json      the first member's config (data, splits) + `ensemble`
-  DIR/ensemble.json    members, mirror, tau, prior counts, ablation, tau sweep
+  DIR/ensemble.json    members, mirror, shift_px, tau, prior counts, ablation, tau sweep
   DIR/model.json       the shared ModelSpec (labels, input shape, normalisation)
   DIR/report.{json,md} the combined model on the evaluation split, confusion.png
   DIR/prior_correction.png   accuracy, balanced accuracy, per-class recall vs tau
@@ -21,6 +21,7 @@ Then `python -m fer.export.ship --export DIR/export --variant float16` ships it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -44,7 +45,10 @@ def _same_contract(specs: Sequence[spec_lib.ModelSpec], workdirs: Sequence[str])
 
 
 def load_members(workdirs: Sequence[str], which: str = "best"):
-    """[(module, variables)], the shared spec and the first member's config."""
+    """[(module, variables)], the shared spec and the first member's config.
+
+    The spec's design names every member's design ('a x2', or 'a + b' when they differ).
+    """
     from fer.training import checkpoint as checkpoint_lib
 
     if not workdirs:
@@ -52,20 +56,27 @@ def load_members(workdirs: Sequence[str], which: str = "best"):
     loaded = [checkpoint_lib.load_model(w, which) for w in workdirs]
     specs = [spec for _, _, spec, _ in loaded]
     _same_contract(specs, workdirs)
-    return [(m, v) for m, v, _, _ in loaded], specs[0], loaded[0][3]
+    designs = [s.design for s in specs]
+    design = (designs[0] if len(designs) == 1 else f"{designs[0]} x{len(designs)}"
+              if len(set(designs)) == 1 else " + ".join(designs))
+    return ([(m, v) for m, v, _, _ in loaded], dataclasses.replace(specs[0], design=design),
+            loaded[0][3])
 
 
 def build(members, spec: spec_lib.ModelSpec, *, mirror: bool,
-          shift: Sequence[float] | None):
-    """(Ensemble module, its variables, its spec)."""
+          shift: Sequence[float] | None, shift_px: int = 0):
+    """(Ensemble module, its variables, its spec); spec.design already names the members."""
     from fer.models import ensemble as ensemble_lib
 
     module = ensemble_lib.Ensemble(members=tuple(m for m, _ in members), mirror=mirror,
-                                   logit_shift=None if shift is None else tuple(shift))
+                                   logit_shift=None if shift is None else tuple(shift),
+                                   shift_px=shift_px)
     variables = ensemble_lib.combine_variables([v for _, v in members])
-    design = spec.design if len(members) == 1 else f"{spec.design} x{len(members)}"
+    design = spec.design
     if mirror:
         design += " mirrored"
+    if shift_px:
+        design += f" shifted {shift_px}px"
     combined = spec_lib.ModelSpec(
         design=design, label_set=spec.label_set, labels=spec.labels,
         input_shape=spec.input_shape, normalisation=spec.normalisation,
@@ -80,10 +91,13 @@ def read_record(directory: str) -> tuple[dict[str, Any], list[str]]:
     return record, [os.path.normpath(os.path.join(directory, w)) for w in record["members"]]
 
 
-def combine_log_probs(plain: np.ndarray, mirrored: np.ndarray, mirror: bool) -> np.ndarray:
-    """Members' (M, N, K) log-probabilities -> the ensemble's (N, K), as Ensemble does."""
-    combined = plain.mean(0)
-    return 0.5 * (combined + mirrored.mean(0)) if mirror else combined
+def combine_log_probs(log_probs: np.ndarray, mirror: bool, shifted: bool) -> np.ndarray:
+    """member_log_probs' (2, S, M, N, K) -> the ensemble's (N, K), as Ensemble does.
+
+    The mean over the views chosen (plain only or plain + mirrored; unshifted
+    only or every shift) and over the members.
+    """
+    return log_probs[:2 if mirror else 1, :None if shifted else 1].mean(axis=(0, 1, 2))
 
 
 def load(directory: str):
@@ -94,68 +108,85 @@ def load(directory: str):
     record, workdirs = read_record(directory)
     members, spec, _ = load_members(workdirs, record.get("which", "best"))
     shift = ensemble_lib.prior_shift(record["train_counts"], record["tau"])
-    module, variables, _ = build(members, spec, mirror=record["mirror"], shift=shift)
+    module, variables, _ = build(members, spec, mirror=record["mirror"], shift=shift,
+                                 shift_px=record.get("shift_px", 0))
     config = checkpoint_lib.load_config(directory)
     return module, variables, spec_lib.ModelSpec.load(directory), config
 
 
-def member_log_probs(members, config, split: str, pipeline=None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels (N,), plain (M, N, K), mirrored (M, N, K)) log-probabilities of each member."""
+def member_log_probs(members, config, split: str, pipeline=None, shift_px: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (N,), log-probabilities (2, S, M, N, K)) of each member on each view.
+
+    Axis 0: the face, its mirror image; axis 1: unshifted, then (shift_px > 0)
+    moved shift_px pixels down, up, right, left (fer.models.ensemble's views).
+    """
     import jax
+
+    from fer.models import ensemble as ensemble_lib
 
     if pipeline is None:
         from fer.data import input_pipeline as pipeline
 
     fns = [jax.jit(lambda x, m=m, v=v: jax.nn.log_softmax(m.apply(v, x, train=False)))
            for m, v in members]
-    labels, plain, mirrored = [], [[] for _ in fns], [[] for _ in fns]
+    labels, chunks = [], []
     for batch in pipeline.create_split(config, split, train=False, batch_size=256,
-                                             seed=int(config.seed)):
+                                       seed=int(config.seed)):
         keep = np.asarray(batch.get("mask", np.ones(len(batch["label"])))) > 0
         x = np.asarray(batch["image"], np.float32)[keep]
         labels.append(np.asarray(batch["label"])[keep])
-        for i, fn in enumerate(fns):
-            plain[i].append(np.asarray(fn(x)))
-            mirrored[i].append(np.asarray(fn(x[:, :, ::-1])))
-    return (np.concatenate(labels), np.stack([np.concatenate(p) for p in plain]),
-            np.stack([np.concatenate(p) for p in mirrored]))
+        views = ensemble_lib.inference_views(x, mirror=True, shift_px=shift_px)
+        per_view = np.stack([[np.asarray(fn(v)) for fn in fns] for v in views])  # (V, M, n, K)
+        chunks.append(per_view.reshape(2, len(views) // 2, *per_view.shape[1:]))
+    return np.concatenate(labels), np.concatenate(chunks, axis=3)
 
 
-def ablation(labels, plain, mirrored, log_prior, tau: float) -> list[dict[str, Any]]:
-    """What each ingredient adds: one member / all, mirror or not, tau 0 or chosen."""
+def ablation(labels, log_probs, log_prior, tau: float, shift_px: int = 0
+             ) -> list[dict[str, Any]]:
+    """What each ingredient adds: member 1 / all, mirror or not, shifts or not, tau 0 or chosen."""
     from fer.evaluation import prior_correction as pc
 
+    count = log_probs.shape[2]
     rows = []
-    for name, members in (("member 1", [0]), (f"{len(plain)} members", list(range(len(plain))))):
-        if name != "member 1" and len(plain) == 1:
+    for name, members in (("member 1", [0]), (f"{count} members", list(range(count)))):
+        if name != "member 1" and count == 1:
             continue
-        for mirror in (False, True):
-            lp = combine_log_probs(plain[members], mirrored[members], mirror)
-            for t in sorted({0.0, tau}):
-                cm = pc.confusion(lp, labels, t * log_prior)
-                rows.append({"members": name, "mirror": mirror, "tau": t, **pc.score(cm)})
+        for shifted in (False, True) if shift_px else (False,):
+            for mirror in (False, True):
+                lp = combine_log_probs(log_probs[:, :, members], mirror, shifted)
+                for t in sorted({0.0, tau}):
+                    cm = pc.confusion(lp, labels, t * log_prior)
+                    rows.append({"members": name, "mirror": mirror,
+                                 "shift_px": shift_px if shifted else 0, "tau": t,
+                                 **pc.score(cm)})
     return rows
 
 
 def ablation_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| members | mirror | tau | accuracy % | balanced % | lowest class % |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    """The ablation as a table; a shifts column only when some row used shifted views."""
+    shifts = any(r.get("shift_px", 0) for r in rows)
+    lines = ["| members | mirror |" + (" shifts |" if shifts else "")
+             + " tau | accuracy % | balanced % | lowest class % |",
+             "| --- | --- |" + (" --- |" if shifts else "") + " --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['members']} | {'yes' if r['mirror'] else 'no'} | {r['tau']:g} "
-                     f"| {100 * r['accuracy']:.2f} | {100 * r['balanced_accuracy']:.2f} "
-                     f"| {100 * r['min_recall']:.2f} |")
+        shift = r.get("shift_px", 0)
+        lines.append(f"| {r['members']} | {'yes' if r['mirror'] else 'no'} |"
+                     + (f" {f'{shift} px' if shift else 'no'} |" if shifts else "")
+                     + f" {r['tau']:g} | {100 * r['accuracy']:.2f} "
+                     f"| {100 * r['balanced_accuracy']:.2f} | {100 * r['min_recall']:.2f} |")
     return "\n".join(lines)
 
 
 def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
-         mirror: bool = True, variants: Sequence[str] = ("float32",),
+         mirror: bool = True, shift_px: int = 0, variants: Sequence[str] = ("float32",),
          split: str | None = None, num_validation: int = 1000,
          which: str = "latest", pipeline=None) -> dict[str, Any]:
     """Builds, scores and exports the ensemble of `workdirs` into `out_dir`.
 
     `which` checkpoint of each member: 'latest' (the end of its schedule, the
     default: no validation choice) or 'best' (best validation balanced accuracy).
+    `shift_px` > 0 also averages over the views moved that many pixels each way.
     """
     import jax
 
@@ -173,20 +204,23 @@ def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
     counts = info.class_counts[config.get("train_split", "train")]
     log_prior = ensemble_lib.log_prior(counts)
 
-    labels, plain, mirrored = member_log_probs(members, config, split, pipeline)
-    combined = combine_log_probs(plain, mirrored, mirror)
+    if shift_px < 0:
+        raise ValueError(f"shift_px must be >= 0, got {shift_px}")
+    labels, log_probs = member_log_probs(members, config, split, pipeline, shift_px)
+    combined = combine_log_probs(log_probs, mirror, shifted=shift_px > 0)
     rows = pc.sweep(combined, labels, log_prior)
     if tau == "auto":
         tau = choose = pc.choose(rows)["tau"]
     else:
         tau, choose = float(tau), None
     shift = ensemble_lib.prior_shift(counts, tau)
-    module, variables, out_spec = build(members, spec, mirror=mirror, shift=shift)
+    module, variables, out_spec = build(members, spec, mirror=mirror, shift=shift,
+                                        shift_px=shift_px)
 
     os.makedirs(out_dir, exist_ok=True)
     config = config.copy_and_resolve_references()
     config.ensemble = {"members": [os.path.relpath(w, out_dir) for w in workdirs],
-                       "mirror": mirror, "tau": tau}
+                       "mirror": mirror, "shift_px": shift_px, "tau": tau}
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(config.to_json_best_effort(indent=2))
     out_spec.save(out_dir)
@@ -194,17 +228,18 @@ def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
     summary = train_lib.evaluate(config, module, variables, split, pipeline=pipeline)
     summary.update(design=out_spec.design, params=params,
                    note=f"{len(members)} member(s), mirror {'on' if mirror else 'off'}, "
+                        f"shifts {f'{shift_px} px' if shift_px else 'off'}, "
                         f"prior correction tau {tau:g}")
     report_lib.write_report(out_dir, summary)
     pc.plot(rows, list(spec.labels), os.path.join(out_dir, "prior_correction.png"),
             chosen=tau, title=f"{out_spec.design} on {config.dataset} / {split}")
     record = {
         "members": [os.path.relpath(w, out_dir) for w in workdirs], "which": which,
-        "mirror": mirror, "tau": tau, "tau_rule": "auto: best mean of accuracy and balanced "
+        "mirror": mirror, "shift_px": shift_px, "tau": tau, "tau_rule": "auto: best mean of accuracy and balanced "
         "accuracy on the split" if choose is not None else "given",
         "train_counts": [int(c) for c in counts], "split": split, "params": params,
         "cross_fitted": pc.cross_fitted(combined, labels, log_prior),
-        "ablation": ablation(labels, plain, mirrored, log_prior, tau), "sweep": rows}
+        "ablation": ablation(labels, log_probs, log_prior, tau, shift_px), "sweep": rows}
     with open(os.path.join(out_dir, ENSEMBLE_RECORD), "w") as f:
         json.dump(record, f, indent=2)
 
@@ -228,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tau", default="auto",
                         help="prior correction strength in [0, 2], or 'auto'")
     parser.add_argument("--no_mirror", action="store_true", help="no mirror-image averaging")
+    parser.add_argument("--shift_px", type=int, default=0,
+                        help="also average over the views moved this many pixels up, down, "
+                             "left and right (0: off)")
     parser.add_argument("--variants", default="float32,float16",
                         help="TFLite variants to export (comma-separated)")
     parser.add_argument("--split", default=None, help="default: the runs' eval_split")
@@ -243,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--tau must be a number or 'auto', got {args.tau!r}")
     try:
         record = make(args.members, args.out, tau=tau, mirror=not args.no_mirror,
+                      shift_px=args.shift_px,
                       variants=[v for v in args.variants.split(",") if v], split=args.split,
                       which=args.which)
     except (OSError, ValueError) as e:

@@ -79,8 +79,8 @@ def _run_metrics(run_dir: str) -> dict[str, Any]:
     if os.path.exists(ensemble):
         with open(ensemble) as f:
             e = json.load(f)
-        out["ensemble"] = {k: e.get(k) for k in ("members", "mirror", "tau", "tau_rule",
-                                                 "cross_fitted", "ablation")}
+        out["ensemble"] = {k: e.get(k) for k in ("members", "mirror", "shift_px", "tau",
+                                                 "tau_rule", "cross_fitted", "ablation")}
     return out
 
 

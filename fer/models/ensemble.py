@@ -5,6 +5,9 @@ Three cheap ways to a better classifier without training a bigger network:
     (different seeds make different mistakes);
   * mirror test-time augmentation: a face and its mirror image show the same
     expression, so each member also sees the flipped face (one batch of 2B);
+  * shift test-time augmentation: each view also moved a few pixels up, down,
+    left and right (the shifts training augmentation taught the members to
+    ignore), averaging out where the face detector happened to put the box;
   * prior correction (logit adjustment, Menon et al. 2021): subtracting
     tau * log(training prior) from the log-probabilities moves decisions
     towards rare classes. tau = 1 - class_weight_power makes a model trained
@@ -26,10 +29,37 @@ import jax.numpy as jnp
 import numpy as np
 
 
+SHIFT_DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # (dy, dx): down, up, right, left.
+
+
+def shift_image(x, dy: int, dx: int):
+    """(B, H, W, C) images moved by (dy, dx) pixels; the uncovered border repeats the edge.
+
+    Edge pixels, not zeros: a black band is a feature no training face had.
+    """
+    h, w = x.shape[1], x.shape[2]
+    if abs(dy) >= h or abs(dx) >= w:
+        raise ValueError(f"shift ({dy}, {dx}) px does not fit a {h}x{w} image")
+    padded = jnp.pad(x, ((0, 0), (abs(dy),) * 2, (abs(dx),) * 2, (0, 0)), mode="edge")
+    top, left = abs(dy) - dy, abs(dx) - dx
+    return padded[:, top:top + h, left:left + w, :]
+
+
+def inference_views(x, mirror: bool, shift_px: int = 0) -> list:
+    """The face, its mirror image if `mirror`, and each of those moved by shift_px each way."""
+    if shift_px < 0:
+        raise ValueError(f"shift_px must be >= 0, got {shift_px}")
+    base = [x, x[:, :, ::-1, :]] if mirror else [x]
+    shifted = [shift_image(v, dy * shift_px, dx * shift_px)
+               for v in base for dy, dx in SHIFT_DIRECTIONS] if shift_px else []
+    return base + shifted
+
+
 class Ensemble(nn.Module):
     members: Sequence[nn.Module]
     mirror: bool = True
     logit_shift: Sequence[float] | None = None  # Subtracted from the mean log-probabilities.
+    shift_px: int = 0  # > 0: also average over the views moved this many pixels each way.
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -37,7 +67,7 @@ class Ensemble(nn.Module):
             raise ValueError("Ensemble is for inference; train its members one by one")
         if not self.members:
             raise ValueError("an ensemble needs at least one member")
-        views = [x, x[:, :, ::-1, :]] if self.mirror else [x]
+        views = inference_views(x, self.mirror, self.shift_px)
         batch = jnp.concatenate(views, axis=0)
         total = None
         for member in self.members:

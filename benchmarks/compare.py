@@ -201,29 +201,55 @@ def flat_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def plot(rows: Sequence[Mapping[str, Any]], path: str) -> str | None:
-    """Accuracy against LiteRT float32 1-thread latency; bubble area ~ parameters."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_points(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The plot's points, most accurate first (their numbers in the plot and its key)."""
     points = []
     for r in rows:
         entry = r["litert"].get("float32@1") or r["jax_cpu"]
         if r["accuracy"] is not None:
-            points.append((entry["ms_median"], 100 * r["accuracy"], r["params"], run_name(r)))
+            points.append({"ms": entry["ms_median"], "accuracy": 100 * r["accuracy"],
+                           "params": r["params"], "run": run_name(r),
+                           "family": str(r.get("design", "")).split(" ")[0]})
+    return sorted(points, key=lambda p: (-p["accuracy"], p["run"]))
+
+
+def plot(rows: Sequence[Mapping[str, Any]], path: str) -> str | None:
+    """Accuracy against LiteRT float32 1-thread latency; bubble area ~ parameters.
+
+    Runs of one design sit close together, so bubbles carry numbers and the
+    names go in a key beside the plot, where they cannot overlap.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = plot_points(rows)
     if not points:
         return None
-    fig, ax = plt.subplots(figsize=(7, 5))
-    largest = max(p[2] for p in points) or 1
-    for ms, acc, params, design in points:
-        ax.scatter(ms, acc, s=100 + 2400 * params / largest, alpha=0.5)
-        ax.annotate(f"{design}\n{params / 1e6:.2f}M", (ms, acc), ha="center", va="center",
-                    fontsize=8)
+    fig, (ax, key) = plt.subplots(1, 2, figsize=(11, 5.5),
+                                  gridspec_kw={"width_ratios": [3, 2]})
+    largest = max(p["params"] for p in points) or 1
+    families = sorted({p["family"] for p in points})
+    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
+    for number, p in enumerate(points, 1):
+        ax.scatter(p["ms"], p["accuracy"], s=80 + 2400 * p["params"] / largest, alpha=0.45,
+                   color=colours[p["family"]], edgecolors="black", linewidths=0.5)
+        ax.annotate(str(number), (p["ms"], p["accuracy"]), ha="center", va="center",
+                    fontsize=8, fontweight="bold")
     ax.set_xlabel("ms per prediction (LiteRT float32, 1 thread, batch 1)")
     ax.set_ylabel("accuracy %")
     ax.set_title("Accuracy against latency (bubble area ~ parameters)")
     ax.grid(alpha=0.3)
+    ax.margins(0.1)  # Room for the largest bubbles at the edges.
+    key.axis("off")
+    step = 1.0 / (len(points) + 2)
+    key.text(0.0, 1.0 - step, " #   acc.  params     ms  run", family="monospace",
+             fontsize=8, va="center", transform=key.transAxes)
+    for number, p in enumerate(points, 1):
+        key.text(0.0, 1.0 - (number + 1) * step,
+                 f"{number:>2} {p['accuracy']:5.1f}% {p['params'] / 1e6:6.2f}M "
+                 f"{p['ms']:6.2f}  {p['run']}", color=colours[p["family"]],
+                 family="monospace", fontsize=8, va="center", transform=key.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -245,7 +271,17 @@ def main(argv=None) -> int:
     parser.add_argument("--arm", default=arm.ARM_RESULTS, help="ARM results to merge")
     parser.add_argument("--keep", action="store_true",
                         help="keep --out's earlier rows of runs no longer under --runs")
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw --out's plot from its compare.json (no run is timed)")
     args = parser.parse_args(argv)
+    if args.replot:
+        record = os.path.join(args.out, "compare.json")
+        if not os.path.exists(record):
+            parser.error(f"--replot: no {record}; run the comparison first")
+        with open(record) as f:
+            figure = plot(json.load(f)["rows"], os.path.join(args.out, "accuracy_latency.png"))
+        print(figure or f"--replot: no row of {record} has an accuracy")
+        return 0
     if args.timing_runs < runner.MIN_RUNS:
         parser.error(f"--timing-runs must be >= {runner.MIN_RUNS}")
     workdirs = find_workdirs(args.runs)

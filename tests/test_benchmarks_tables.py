@@ -124,6 +124,28 @@ def test_compare_table_and_plot(tmp_path, trained_runs, capsys):
     assert rows[0]["design"] == "tiny" and float(rows[0]["litert_float32_t1_ms_median"]) > 0
 
 
+def test_plot_numbers_runs_most_accurate_first_and_colours_them_by_design(tmp_path):
+    def row(run, design, accuracy, ms):
+        timing = {"ms_median": ms}
+        return {"run": run, "design": design, "accuracy": accuracy, "params": 1000,
+                "litert": {"float32@1": timing}, "jax_cpu": {"ms_median": 99.0}}
+
+    rows = [row("a", "tiny", 0.5, 1.0), row("b", "tiny x2 mirrored", 0.7, 2.0),
+            row("c", "other", None, 1.0), {**row("d", "other", 0.6, 0), "litert": {}}]
+    points = compare.plot_points(rows)
+    assert [p["run"] for p in points] == ["b", "d", "a"]  # c has no accuracy.
+    assert [p["family"] for p in points] == ["tiny", "other", "tiny"]
+    assert points[1]["ms"] == 99.0  # No LiteRT timing: the JAX one.
+    assert compare.plot(rows, str(tmp_path / "p.png")) and (tmp_path / "p.png").exists()
+    assert compare.plot([rows[2]], str(tmp_path / "none.png")) is None
+    (tmp_path / "compare.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "accuracy_latency.png").write_bytes(b"stale")
+    assert compare.main(["--out", str(tmp_path), "--replot"]) == 0
+    assert (tmp_path / "accuracy_latency.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit):
+        compare.main(["--out", str(tmp_path / "absent"), "--replot"])
+
+
 def test_compare_keeps_earlier_rows_of_absent_runs(tmp_path, trained_runs):
     root, workdir, _ = trained_runs
     out = tmp_path / "compare"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every training run behind the README's results, one at a time, then the comparison
-# tables (2 CPU cores: about 9 hours on a host where the stride-2 training step runs at
-# 580-650 images/s, as on 2026-11-28, 2.7 of them the FER+ full-resolution member, 1.7
-# FER2013's, 0.7 InceptionV3; about 4 times that where it runs at 150, as on another
-# 2026-12-01 host; the full-weights experiment adds 35 min; finished runs are skipped). Usage:
+# tables (2 CPU cores: about 10.5 hours on a host where the stride-2 training step runs at
+# 580-700 images/s, as on 2026-11-28, 2.7 of them the FER+ full-resolution member, 1.7
+# FER2013's full-resolution run, 1.5 FER2013's resnet_fer, 0.7 InceptionV3; about 4 times
+# that where it runs at 150, as on another 2026-12-01 host; the full-weights experiment
+# adds 35 min; finished runs are skipped). Usage:
 #   bash benchmarks/train_all.sh [DATA_DIR]      # DATA_DIR holds ferplus/ and fer2013/
 # Runs resume if killed: start the script again.
 set -euo pipefail
@@ -37,13 +38,14 @@ if [[ "${FULL_WEIGHTS:-0}" == 1 ]]; then
   train runs/ferplus/resnet_fer_tiny_full_weights \
       --config configs/ferplus_resnet_fer_tiny_full_weights.py --config.data_dir="$DATA/ferplus"
 fi
-# Our design on FER2013: the FER+ recipe (square-root class weights), and without class
-# weights for FER2013's accuracy goal (seeds 0 and 1, and at full resolution), then
+# Our designs on FER2013: the FER+ recipe (square-root class weights), and without class
+# weights for FER2013's accuracy goal (seeds 0 and 1, at full resolution, and the larger
+# resnet_fer at stride 2: 85-100 minutes on 2 CPU cores), then
 # mirror averaging and prior correction (fer.export.ensemble), at the automatic tau and
 # at tau 0 (`_tau0`, for FER2013's plain-accuracy goal). The full-resolution seed 1
 # (configs/fer2013_resnet_fer_tiny_fullres_seed1.py) is for a GPU (benchmarks/device.sh).
 for config in fer2013_resnet_fer_tiny fer2013_resnet_fer_tiny_unweighted \
-    fer2013_resnet_fer_tiny_unweighted_seed1 fer2013_resnet_fer_tiny_fullres; do
+    fer2013_resnet_fer_tiny_unweighted_seed1 fer2013_resnet_fer_tiny_fullres fer2013_resnet_fer; do
   train "runs/fer2013/${config#fer2013_}" --config "configs/$config.py" \
       --config.data_dir="$DATA/fer2013"
 done
@@ -57,10 +59,18 @@ fer2013_ensemble resnet_fer_tiny_unweighted_ensemble --members $seeds
 fer2013_ensemble resnet_fer_tiny_unweighted_ensemble_tau0 --tau 0 --members $seeds
 fer2013_ensemble resnet_fer_tiny_fullres_mirrored --members runs/fer2013/resnet_fer_tiny_fullres
 fer2013_ensemble resnet_fer_tiny_fullres_mirrored_tau0 --tau 0 --members runs/fer2013/resnet_fer_tiny_fullres
+# The larger design (resnet_fer, 6.3M params) over the mirrored and shifted views (ten
+# per face), alone and with the full-resolution tiny run.
+fer2013_ensemble resnet_fer_shifted --shift_px 2 --members runs/fer2013/resnet_fer
+fer2013_ensemble resnet_fer_shifted_tau0 --tau 0 --shift_px 2 --members runs/fer2013/resnet_fer
+fer2013_ensemble resnet_fer_pair_shifted_tau0 --tau 0 --shift_px 2 \
+    --members runs/fer2013/resnet_fer runs/fer2013/resnet_fer_tiny_fullres
 "$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_tiny_unweighted_ensemble \
     --out benchmarks/results/ensemble_fer2013
 "$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_tiny_fullres_mirrored \
     --out benchmarks/results/ensemble_fer2013_fullres
+"$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_shifted \
+    --out benchmarks/results/ensemble_fer2013_resnet_fer
 
 # The seed's designs with the seed's recipe (Adam 1e-3, hard labels, 48x48), cut to
 # SEED_EPOCHS epochs (the seed used 10) to fit a CPU session, and its reference nets at
@@ -87,7 +97,7 @@ done
     --config.data_dir="$DATA/ferplus" --config.split=validation --workdir runs/shipped_model
 "$PY" -m benchmarks.per_label runs/shipped_model/eval_validation_model \
     --out benchmarks/results/per_label_ferplus
-"$PY" -m benchmarks.per_label runs/fer2013/resnet_fer_tiny_fullres_mirrored \
+"$PY" -m benchmarks.per_label runs/fer2013/resnet_fer_shifted \
     --out benchmarks/results/per_label_fer2013
 
 # The seed's Table 4 (preprocessing variants of the baseline on FER2013), cut to

@@ -222,7 +222,7 @@ def test_exported_ensemble_matches_jax_and_ships_with_its_recipe(runs, pipeline,
 
 
 def test_shifted_ensemble_scores_exports_and_reloads_what_it_records(runs, pipeline, tmp_path):
-    workdirs, _, _ = runs
+    workdirs, _, unshifted = runs
     out = str(tmp_path / "shifted")
     record = ensemble_export.make(workdirs, out, tau=0.0, shift_px=1, variants=("float32",),
                                   pipeline=pipeline)
@@ -230,6 +230,10 @@ def test_shifted_ensemble_scores_exports_and_reloads_what_it_records(runs, pipel
     shifted_rows = [r for r in record["ablation"] if r["shift_px"] == 1]
     assert len(shifted_rows) == len(record["ablation"]) // 2 == 4
     full = next(r for r in shifted_rows if r["members"] == "2 members" and r["mirror"])
+    for mirror in (False, True):  # The unshifted rows are those of the ensemble without shifts.
+        pick = lambda rows: next(r for r in rows if r["members"] == "2 members"
+                                 and r["mirror"] == mirror and r["tau"] == 0 and not r.get("shift_px"))
+        assert pick(record["ablation"])["accuracy"] == pick(unshifted["ablation"])["accuracy"]
     with open(os.path.join(out, "report.json")) as f:
         report = json.load(f)
     assert report["accuracy"] == pytest.approx(full["accuracy"])  # The model is its last row.

@@ -46,13 +46,14 @@ def shift_image(x, dy: int, dx: int):
 
 
 def inference_views(x, mirror: bool, shift_px: int = 0) -> list:
-    """The face, its mirror image if `mirror`, and each of those moved by shift_px each way."""
+    """The face and its moves by shift_px each way, then (if `mirror`) its mirror image's."""
     if shift_px < 0:
         raise ValueError(f"shift_px must be >= 0, got {shift_px}")
     base = [x, x[:, :, ::-1, :]] if mirror else [x]
-    shifted = [shift_image(v, dy * shift_px, dx * shift_px)
-               for v in base for dy, dx in SHIFT_DIRECTIONS] if shift_px else []
-    return base + shifted
+    moves = SHIFT_DIRECTIONS if shift_px else ()
+    # Grouped by base view ([x, x moved...], then the mirror's): member_log_probs relies on it.
+    return [view for v in base
+            for view in [v] + [shift_image(v, dy * shift_px, dx * shift_px) for dy, dx in moves]]
 
 
 class Ensemble(nn.Module):

@@ -136,9 +136,11 @@ def member_log_probs(members, config, split: str, pipeline=None, shift_px: int =
         keep = np.asarray(batch.get("mask", np.ones(len(batch["label"])))) > 0
         x = np.asarray(batch["image"], np.float32)[keep]
         labels.append(np.asarray(batch["label"])[keep])
-        views = ensemble_lib.inference_views(x, mirror=True, shift_px=shift_px)
-        per_view = np.stack([[np.asarray(fn(v)) for fn in fns] for v in views])  # (V, M, n, K)
-        chunks.append(per_view.reshape(2, len(views) // 2, *per_view.shape[1:]))
+        views = np.concatenate(ensemble_lib.inference_views(x, mirror=True, shift_px=shift_px))
+        # One call per member on all views at once (as Ensemble does), then (2, S, M, n, K).
+        out = np.stack([np.asarray(fn(views)) for fn in fns], axis=1)  # (V * n, M, K)
+        out = out.reshape(2, -1, len(x), len(fns), out.shape[-1]).transpose(0, 1, 3, 2, 4)
+        chunks.append(out)
     return np.concatenate(labels), np.concatenate(chunks, axis=3)
 
 

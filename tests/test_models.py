@@ -197,3 +197,10 @@ def test_our_designs_fit_the_phone_budget():
     for name in own:
         for size in (48, 112):
             assert _count(name, (size, size, 1), 8)["total"] <= 10_000_000, name
+
+
+def test_resnet_fer_small_is_resnet_fer_less_one_last_block_and_ships():
+    # int8 weights take a byte each: under 5M parameters fits the 5 MB shipping budget.
+    small = _count("resnet_fer_small", (48, 48, 1), 8)
+    assert small == _count("resnet_fer", (48, 48, 1), 8, blocks=(2, 2, 2, 1))
+    assert small["total"] < 5_000_000 < _count("resnet_fer", (48, 48, 1), 8)["total"]

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Every training run behind the README's results, one at a time, then the comparison
-# tables (2 CPU cores: about 10.5 hours on a host where the stride-2 training step runs at
-# 580-700 images/s, as on 2026-11-28, 2.7 of them the FER+ full-resolution member, 1.7
-# FER2013's full-resolution run, 1.5 FER2013's resnet_fer, 0.7 InceptionV3; about 4 times
-# that where it runs at 150, as on another 2026-12-01 host; the full-weights experiment
-# adds 35 min; finished runs are skipped). Usage:
+# tables (2 CPU cores: about 11.75 hours on a host where the stride-2 training step runs
+# at 580-700 images/s, as on 2026-11-28, 2.7 of them the FER+ full-resolution member,
+# 1.7 FER2013's full-resolution run, 1.5 FER2013's resnet_fer, 1.25 FER+'s
+# resnet_fer_small, 0.7 InceptionV3; about 4 times that where it runs at 150, as on
+# another 2026-12-01 host; the full-weights experiment adds 35 min; finished runs are
+# skipped). Usage:
 #   bash benchmarks/train_all.sh [DATA_DIR]      # DATA_DIR holds ferplus/ and fer2013/
 # Runs resume if killed: start the script again.
 set -euo pipefail
@@ -32,6 +33,19 @@ done
 "$PY" -m benchmarks.ensemble runs/ferplus/ensemble --out benchmarks/results/ensemble_ferplus
 "$PY" -m benchmarks.per_class_offsets runs/ferplus/ensemble --out benchmarks/results/ensemble_ferplus
 "$PY" -m fer.export.ship --export runs/ferplus/ensemble/export --variant dynamic_range
+# The larger design that still fits the shipping budget (resnet_fer_small, 3.6M params,
+# stride 2, 30 epochs: 75 minutes on 2 CPU cores) over ten views per face (mirror, and
+# each moved 2 px up, down, left and right), with the stride-2 tiny runs: Table 5's
+# resnet_fer_small_* rows. Not shipped: below the shipped ensemble at every tau.
+train runs/ferplus/resnet_fer_small --config configs/ferplus_resnet_fer_small.py \
+    --config.data_dir="$DATA/ferplus"
+"$PY" -m fer.export.ensemble --members runs/ferplus/resnet_fer_small runs/ferplus/resnet_fer_tiny \
+    --out runs/ferplus/resnet_fer_small_pair_shifted --shift_px 2 --variants float32,dynamic_range
+"$PY" -m fer.export.ensemble --members runs/ferplus/resnet_fer_small runs/ferplus/resnet_fer_tiny \
+    runs/ferplus/resnet_fer_tiny_seed1 --out runs/ferplus/resnet_fer_small_trio_shifted \
+    --shift_px 2 --variants float32,dynamic_range
+"$PY" -m benchmarks.ensemble runs/ferplus/resnet_fer_small_trio_shifted \
+    --out benchmarks/results/ensemble_ferplus_resnet_fer_small
 # The full inverse-frequency-weights experiment (configs/ferplus_resnet_fer_tiny_full_weights.py)
 # is not part of the tables: FULL_WEIGHTS=1 adds it.
 if [[ "${FULL_WEIGHTS:-0}" == 1 ]]; then

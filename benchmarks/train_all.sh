@@ -14,6 +14,11 @@ PY=${PYTHON:-python}
 run() { echo "== $*"; "$PY" launch.py "$@" --config.progress_bar=False; }
 # A run with report.json has finished (a slim copy, fer.training.slim, cannot resume).
 train() { if [[ -f "$1/report.json" ]]; then echo "== $1: trained"; else run --workdir "$@"; fi; }
+# ensemble OUT [fer.export.ensemble options]: an ensemble run at OUT, float32 and int8-weight files.
+ensemble() {
+  local out=$1; shift
+  "$PY" -m fer.export.ensemble --out "$out" --variants float32,dynamic_range "$@"
+}
 
 # Our design on FER+: the shipped recipe with seeds 0 and 1 and its full-resolution
 # variant (stem stride 1), the three members of the shipped ensemble. On 2 CPU cores
@@ -40,11 +45,10 @@ done
 # better than the shipped ensemble.
 train runs/ferplus/resnet_fer_small --config configs/ferplus_resnet_fer_small.py \
     --config.data_dir="$DATA/ferplus"
-"$PY" -m fer.export.ensemble --members runs/ferplus/resnet_fer_small runs/ferplus/resnet_fer_tiny \
-    --out runs/ferplus/resnet_fer_small_pair_shifted --shift_px 2 --variants float32,dynamic_range
-"$PY" -m fer.export.ensemble --members runs/ferplus/resnet_fer_small runs/ferplus/resnet_fer_tiny \
-    runs/ferplus/resnet_fer_tiny_seed1 --out runs/ferplus/resnet_fer_small_trio_shifted \
-    --shift_px 2 --variants float32,dynamic_range
+ensemble runs/ferplus/resnet_fer_small_pair_shifted --shift_px 2 \
+    --members runs/ferplus/resnet_fer_small runs/ferplus/resnet_fer_tiny
+ensemble runs/ferplus/resnet_fer_small_trio_shifted --shift_px 2 \
+    --members runs/ferplus/resnet_fer_small runs/ferplus/resnet_fer_tiny runs/ferplus/resnet_fer_tiny_seed1
 "$PY" -m benchmarks.ensemble runs/ferplus/resnet_fer_small_trio_shifted \
     --out benchmarks/results/ensemble_ferplus_resnet_fer_small
 # The full inverse-frequency-weights experiment (configs/ferplus_resnet_fer_tiny_full_weights.py)
@@ -64,21 +68,17 @@ for config in fer2013_resnet_fer_tiny fer2013_resnet_fer_tiny_unweighted \
   train "runs/fer2013/${config#fer2013_}" --config "configs/$config.py" \
       --config.data_dir="$DATA/fer2013"
 done
-fer2013_ensemble() {  # NAME [fer.export.ensemble options]: runs/fer2013/NAME
-  local name=$1; shift
-  "$PY" -m fer.export.ensemble --out "runs/fer2013/$name" --variants float32,dynamic_range "$@"
-}
 seeds="runs/fer2013/resnet_fer_tiny_unweighted runs/fer2013/resnet_fer_tiny_unweighted_seed1"
-fer2013_ensemble resnet_fer_tiny_unweighted_mirrored --members runs/fer2013/resnet_fer_tiny_unweighted
-fer2013_ensemble resnet_fer_tiny_unweighted_ensemble --members $seeds
-fer2013_ensemble resnet_fer_tiny_unweighted_ensemble_tau0 --tau 0 --members $seeds
-fer2013_ensemble resnet_fer_tiny_fullres_mirrored --members runs/fer2013/resnet_fer_tiny_fullres
-fer2013_ensemble resnet_fer_tiny_fullres_mirrored_tau0 --tau 0 --members runs/fer2013/resnet_fer_tiny_fullres
+ensemble runs/fer2013/resnet_fer_tiny_unweighted_mirrored --members runs/fer2013/resnet_fer_tiny_unweighted
+ensemble runs/fer2013/resnet_fer_tiny_unweighted_ensemble --members $seeds
+ensemble runs/fer2013/resnet_fer_tiny_unweighted_ensemble_tau0 --tau 0 --members $seeds
+ensemble runs/fer2013/resnet_fer_tiny_fullres_mirrored --members runs/fer2013/resnet_fer_tiny_fullres
+ensemble runs/fer2013/resnet_fer_tiny_fullres_mirrored_tau0 --tau 0 --members runs/fer2013/resnet_fer_tiny_fullres
 # The larger design (resnet_fer, 6.3M params) over the mirrored and shifted views (ten
 # per face), alone and with the full-resolution tiny run.
-fer2013_ensemble resnet_fer_shifted --shift_px 2 --members runs/fer2013/resnet_fer
-fer2013_ensemble resnet_fer_shifted_tau0 --tau 0 --shift_px 2 --members runs/fer2013/resnet_fer
-fer2013_ensemble resnet_fer_pair_shifted_tau0 --tau 0 --shift_px 2 \
+ensemble runs/fer2013/resnet_fer_shifted --shift_px 2 --members runs/fer2013/resnet_fer
+ensemble runs/fer2013/resnet_fer_shifted_tau0 --tau 0 --shift_px 2 --members runs/fer2013/resnet_fer
+ensemble runs/fer2013/resnet_fer_pair_shifted_tau0 --tau 0 --shift_px 2 \
     --members runs/fer2013/resnet_fer runs/fer2013/resnet_fer_tiny_fullres
 "$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_tiny_unweighted_ensemble \
     --out benchmarks/results/ensemble_fer2013

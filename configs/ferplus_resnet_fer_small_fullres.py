@@ -3,14 +3,11 @@
   python launch.py --config configs/ferplus_resnet_fer_small_fullres.py \
       --workdir runs/ferplus/resnet_fer_small_fullres --config.data_dir=../shared/data/ferplus
 
-Why: full resolution made resnet_fer_tiny the shipped ensemble's strongest member
-(84.9% at its last epoch against 84.4% for the stride-2 recipe retrained on CPU;
-84.6% against 79.8% and 82.7% for the stride-2 seeds at their best-balanced
-checkpoints), and resnet_fer_small at stride 2 (configs/ferplus_resnet_fer_small.py)
-already reaches 84.8% at its last epoch; this config gives it full resolution and the
-tiny full-resolution run's 45 epochs.
-Untrained so far: at about 5 times the stride-2 compute per image (which ran at
-185 images/s on 2026-12-01's 2 cores) it is for benchmarks/device.sh, not a CPU.
+Why: full resolution made resnet_fer_tiny the shipped ensemble's strongest member,
+and resnet_fer_small at stride 2 (configs/ferplus_resnet_fer_small.py) already matches
+that member (the README's FER+ Table 5); this config gives it full resolution too, with
+the tiny full-resolution run's 45 epochs. Untrained so far: at about 5 times the stride-2
+compute per image it is for benchmarks/device.sh, not a CPU.
 """
 
 from configs import ferplus_resnet_fer_small

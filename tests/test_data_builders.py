@@ -68,13 +68,21 @@ FERPLUS_TRAIN_VOTES = [
     [0, 0, 0, 0, 0, 0, 0, 0, 1, 9],   # not a face: dropped
     [0, 0, 0, 0, 3, 0, 6, 0, 0, 0],   # fear (sums to 9, as one real row does)
 ]
+# Scored by FER+'s reference majority: single votes dropped, then over half of the rest.
+FERPLUS_VALID_VOTES = [
+    [0, 0, 0, 0, 8, 2, 0, 0, 0, 0],   # anger
+    [0, 10, 0, 0, 0, 0, 0, 0, 0, 0],  # happiness
+    [1, 1, 1, 4, 0, 0, 0, 0, 0, 3],   # sadness: 4 of the 7 votes left
+    [0, 0, 0, 4, 3, 0, 0, 0, 0, 3],   # plurality sadness, no majority: dropped
+    [0, 0, 0, 0, 0, 0, 4, 0, 3, 3],   # plurality fear, unknown + NF outvote it: dropped
+]
 
 
 @pytest.fixture(scope="module")
 def ferplus_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("ferplus")
     rows = {"FER2013Train": FERPLUS_TRAIN_VOTES,
-            "FER2013Valid": [[0, 0, 0, 0, 8, 2, 0, 0, 0, 0], [0, 10, 0, 0, 0, 0, 0, 0, 0, 0]]}
+            "FER2013Valid": FERPLUS_VALID_VOTES}
     for folder, votes_list in rows.items():
         lines = []
         for i, votes in enumerate(votes_list):
@@ -107,9 +115,26 @@ def test_ferplus_build_counts_labels_votes_and_skips(ferplus_dir, tfds_dir):
     assert os.path.exists(os.path.join(built.data_dir, "skipped.json"))
 
     info = ip.get_dataset_info(config_for("ferplus", ferplus_dir, tfds_dir))
-    # Majority mode: ties, unknown and NF winners dropped.
+    # Training: plurality, ties and unknown / NF winners dropped. Scoring: the majority.
     np.testing.assert_array_equal(info.class_counts["train"], [2, 1, 1, 1, 0, 0, 1, 1])
-    np.testing.assert_array_equal(info.class_counts["validation"], [0, 1, 0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(info.class_counts["validation"], [0, 1, 0, 1, 1, 0, 0, 0])
+
+
+def test_ferplus_scoring_follows_the_reference_majority_and_training_the_plurality():
+    valid = np.array(FERPLUS_VALID_VOTES)
+    np.testing.assert_array_equal(sources.ferplus_majority(valid), [4, 1, 3, -1, -1])
+    np.testing.assert_array_equal(sources.ferplus_plurality(valid), [4, 1, 3, 3, 6])
+    train = np.array(FERPLUS_TRAIN_VOTES)
+    plurality = [0, 0, 1, 2, 3, 7, -1, -1, -1, 6]
+    np.testing.assert_array_equal(sources.ferplus_plurality(train), plurality)
+    np.testing.assert_array_equal(sources.ferplus_split_labels("train", train), plurality)
+    np.testing.assert_array_equal(sources.ferplus_split_labels("test", valid), [4, 1, 3, -1, -1])
+    # An emotion exactly half of the votes is no majority; a lone vote never counts.
+    np.testing.assert_array_equal(
+        sources.ferplus_majority(np.array([[5, 0, 0, 0, 0, 0, 0, 0, 5, 0],
+                                           [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]])), [-1, -1])
+    with pytest.raises(ValueError, match="votes of shape"):
+        sources.ferplus_majority(np.zeros((2, 8)))
 
 
 def test_ferplus_probability_targets_are_the_votes(ferplus_dir, tfds_dir):
@@ -121,7 +146,7 @@ def test_ferplus_probability_targets_are_the_votes(ferplus_dir, tfds_dir):
     np.testing.assert_allclose(targets.sum(1), 1.0, atol=1e-6)
     expected = {tuple(np.round(sources.vote_distribution(np.array(v)), 4))
                 for v in FERPLUS_TRAIN_VOTES
-                if sources.ferplus_majority(np.array([v]))[0] >= 0}
+                if sources.ferplus_plurality(np.array([v]))[0] >= 0}
     assert {tuple(np.round(t, 4)) for t in targets} == expected
     # The image bytes survive the build: a stored image equals its PNG.
     assert batch["image"].shape == (16, 48, 48, 1)
@@ -393,7 +418,8 @@ def test_build_ahead_command_prints_counts_and_skips(ferplus_dir, tfds_dir, caps
     assert build_cli.main(["ferplus", "--data_dir", str(ferplus_dir),
                            "--tfds_dir", tfds_dir]) == 0
     out = capsys.readouterr().out
-    assert "train: 10 records" in out and "majority mode keeps 7" in out
+    assert "train: 10 records" in out and "the split keeps 7" in out
+    assert "validation: 5 records" in out and "the split keeps 3" in out
     assert "skipped: 3" in out and "fer0000099.png" in out
 
 
@@ -409,12 +435,13 @@ def test_pack_serves_what_the_build_serves(ferplus_dir, tfds_dir, tmp_path):
     built = builders.prepare("ferplus", data_dir=str(ferplus_dir), tfds_dir=tfds_dir)
     out = str(tmp_path / "ferplus.npz")
     header = pack.write("ferplus", built, out, progress=False)
-    assert header["splits"] == {"train": len(FERPLUS_TRAIN_VOTES), "validation": 2}
+    assert header["splits"] == {"train": len(FERPLUS_TRAIN_VOTES),
+                                "validation": len(FERPLUS_VALID_VOTES)}
     from_build = sources.load(config_for("ferplus", ferplus_dir, tfds_dir))
     from_pack = sources.load(config_for("ferplus", out, tfds_dir))
     assert from_pack.label_set == labels_lib.FERPLUS
     assert list(from_pack.splits) == list(from_build.splits)
-    for split in from_build.splits:  # Majority filtering, labels, votes, pixels: identical.
+    for split in from_build.splits:  # Vote filtering, labels, votes, pixels: identical.
         np.testing.assert_array_equal(from_pack.split(split).labels,
                                       from_build.split(split).labels)
         for a, b in zip(_records(from_pack, split), _records(from_build, split)):
@@ -448,6 +475,6 @@ def test_pack_command_writes_a_pack(ferplus_dir, tfds_dir, tmp_path, capsys):
     out = str(tmp_path / "p.npz")
     assert pack.main(["ferplus", "--data_dir", str(ferplus_dir), "--tfds_dir", tfds_dir,
                       "--out", out]) == 0
-    assert "ferplus {'train': 10, 'validation': 2}" in capsys.readouterr().out
+    assert "ferplus {'train': 10, 'validation': 5}" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         pack.main(["ferplus", "--data_dir", str(ferplus_dir), "--out", str(tmp_path / "p.zip")])

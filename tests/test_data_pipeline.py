@@ -126,7 +126,8 @@ def test_demo_is_deterministic_stratified_and_uses_ferplus_labels():
     assert hashlib.sha1(again["image"].tobytes()).digest() == hashlib.sha1(
         train["image"].tobytes()).digest()
     assert ip.get_dataset_info(demo_config()).label_set == labels_lib.FERPLUS
-    # Votes: the drawn class keeps the plurality.
+    # Votes: the drawn class keeps the plurality, and the majority FER+ scores by.
+    np.testing.assert_array_equal(sources.ferplus_plurality(train["votes"]), train["label"])
     np.testing.assert_array_equal(sources.ferplus_majority(train["votes"]), train["label"])
     # Images of one class are not all alike (jitter, lighting, noise).
     happy = train["image"][train["label"] == 1].astype(np.float32)

@@ -66,14 +66,15 @@ def test_fer_predict_uses_the_shipped_model_by_default(tmp_path):
 
 
 def _ferplus_majority(folder: str):
-    """(images, labels) of a FER+ folder by plurality vote, ties and unknown/NF dropped."""
+    """(images, labels) of a FER+ folder as its reference reader scores it: single
+    votes dropped, then an emotion with over half of the rest (unknown, NF count)."""
     images, labels = [], []
     with open(os.path.join(folder, "label.csv")) as f:
         for row in csv.reader(f):
             votes = np.array([float(v) for v in row[2:12]])
-            top = votes.max()
+            votes[votes <= 1] = 0
             winner = int(np.argmax(votes))
-            if (votes == top).sum() > 1 or winner >= 8:
+            if votes[winner] <= votes.sum() / 2 or winner >= 8:
                 continue
             image = cv2.imread(os.path.join(folder, row[0]), cv2.IMREAD_GRAYSCALE)
             if image is None:

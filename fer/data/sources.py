@@ -7,7 +7,8 @@ same pipeline reads the embedded demo set from memory and the real sets from the
 ArrayRecord files of their TFDS builds.
 
 Which examples of a build a split holds is decided here, from per-record labels and
-votes read once and cached beside the build: FER+ majority filtering, and AffectNet's
+votes read once and cached beside the build: FER+ vote filtering (plurality for
+training, the reference majority for scoring), and AffectNet's
 seed protocol (a random 90/10 split, a stratified 10% "reduced" subset).
 """
 
@@ -31,22 +32,51 @@ AFFECTNET_REDUCED_FRACTION = 0.10  # The seed's "reduced" AffectNet.
 # ----------------------------------------------------------------------------
 # FER+ votes.
 
-def ferplus_majority(votes: np.ndarray) -> np.ndarray:
-    """Plurality label per row of raw 10-column votes; -1 where FER+ drops the image.
+def ferplus_plurality(votes: np.ndarray) -> np.ndarray:
+    """Plurality label per row of raw 10-column votes; -1 where the top vote is tied,
+    is 'unknown' or 'NF' (not a face), or there are no votes.
 
-    The FER+ paper's majority scheme drops an image whose top vote is tied or whose
-    winner is 'unknown' or 'NF' (not a face).
+    Which training images fer keeps: ambiguous faces still carry their vote
+    distribution as soft targets (label_mode='probability').
     """
+    votes = _raw_votes(votes)
+    top = votes.max(axis=1, keepdims=True)
+    unique = (votes == top).sum(axis=1) == 1
+    label = votes.argmax(axis=1)
+    keep = unique & (label < NUM_EMOTIONS) & (top[:, 0] > 0)
+    return np.where(keep, label, -1).astype(np.int64)
+
+
+def ferplus_majority(votes: np.ndarray) -> np.ndarray:
+    """Majority label per row of raw 10-column votes, as FER+'s reference reader scores
+    its validation and test sets; -1 where it drops the image.
+
+    Microsoft's FERPlus `ferplus.py` (majority mode) first drops every single vote as
+    an outlier, then keeps an image only when one column holds more than half of the
+    remaining votes (unknown and NF count) and that column is an emotion. Published
+    FER+ accuracies are on these images; a plurality winner with 4 votes of 10 is not
+    one of them.
+    """
+    votes = _raw_votes(votes)
+    kept = np.where(votes > 1, votes, 0)
+    top = kept.max(axis=1)
+    label = kept.argmax(axis=1)
+    keep = (top > 0.5 * kept.sum(axis=1)) & (label < NUM_EMOTIONS)
+    return np.where(keep, label, -1).astype(np.int64)
+
+
+def ferplus_split_labels(split: str, votes: np.ndarray) -> np.ndarray:
+    """The labels (-1: dropped) of a FER+ split: plurality to train on, the reference
+    majority everywhere a model is scored."""
+    return ferplus_plurality(votes) if split == "train" else ferplus_majority(votes)
+
+
+def _raw_votes(votes: np.ndarray) -> np.ndarray:
     votes = np.asarray(votes)
     if votes.ndim != 2 or votes.shape[1] != len(labels_lib.FERPLUS_VOTE_COLUMNS):
         raise ValueError(f"expected votes of shape (N, {len(labels_lib.FERPLUS_VOTE_COLUMNS)}), "
                          f"got {votes.shape}")
-    top = votes.max(axis=1, keepdims=True)
-    winners = votes == top
-    unique = winners.sum(axis=1) == 1
-    label = votes.argmax(axis=1)
-    keep = unique & (label < NUM_EMOTIONS) & (top[:, 0] > 0)
-    return np.where(keep, label, -1).astype(np.int64)
+    return votes
 
 
 def vote_distribution(votes: np.ndarray) -> np.ndarray:
@@ -301,10 +331,10 @@ def _dataset(splits: dict[str, tuple[Split, np.ndarray | None]], label_set, *, n
     """Whole splits (and FER+ raw votes) -> the splits a config trains and evaluates on."""
     out = {}
     for split, (whole, votes) in splits.items():
-        if votes is not None:  # FER+: the majority scheme decides which images a split holds.
-            majority = ferplus_majority(votes)
-            keep = np.flatnonzero(majority >= 0)
-            whole = Split(SubsetSource(whole.source, keep), majority[keep])
+        if votes is not None:  # FER+: the votes decide which images a split holds.
+            labels = ferplus_split_labels(split, votes)
+            keep = np.flatnonzero(labels >= 0)
+            whole = Split(SubsetSource(whole.source, keep), labels[keep])
         out[split] = whole
     if name == "affectnet":
         out = affectnet_protocol(out, protocol, reduced)

@@ -32,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         counts = np.bincount(meta["label"], minlength=k)
         print(f"  {split}: {counts.sum()} records; " + ", ".join(
             f"{name} {n}" for name, n in zip(built.label_set.labels, counts)))
-        if "votes" in meta:  # FER+: what majority mode keeps.
-            majority = sources.ferplus_majority(meta["votes"])
-            kept = np.bincount(majority[majority >= 0], minlength=k)
-            print(f"    majority mode keeps {kept.sum()}: " + ", ".join(
+        if "votes" in meta:  # FER+: what the split keeps of the votes.
+            labels = sources.ferplus_split_labels(split, meta["votes"])
+            kept = np.bincount(labels[labels >= 0], minlength=k)
+            print(f"    the split keeps {kept.sum()}: " + ", ".join(
                 f"{name} {n}" for name, n in zip(built.label_set.labels, kept)))
     report = built.skipped()
     print(f"skipped: {report['num_skipped']}" + (f"; dropped by design: {report['dropped']}"

@@ -6,8 +6,8 @@
         surprise, sadness, anger, disgust, fear, contempt, unknown, NF)
 
 Every image is stored with its 10 raw vote counts, so both label modes of the
-FER+ paper come from one build: majority (images whose top vote is tied or is
-unknown/NF dropped, decided when reading) and probability (the vote distribution).
+FER+ paper come from one build: majority and probability (the vote distribution);
+which images a split holds is decided when reading (fer.data.sources).
 `label` is the plurality over the 8 emotions (first in label order on a tie).
 """
 

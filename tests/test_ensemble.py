@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -280,3 +281,45 @@ def test_ablation_table_for_the_readme(runs, tmp_path):
     assert (tmp_path / "prior_correction.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         ensemble_bench.main([str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+
+
+def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeline, tmp_path):
+    """A shipped ensemble re-tuned from tau 0.5 to 0.8 is the ensemble exported at 0.8."""
+    from fer.export import retune
+
+    workdirs, _, _ = runs
+    made = {}
+    for tau in (0.5, 0.8):
+        out = str(tmp_path / f"tau{tau}")
+        ensemble_export.make(workdirs, out, tau=tau, variants=("float32",), pipeline=pipeline)
+        made[tau] = ship_lib.ship(os.path.join(out, "export"), "float32",
+                                  dest=str(tmp_path / f"shipped{tau}"))
+    config = fx.tiny_config()
+    record = retune.retune(str(tmp_path / "shipped0.5"), config, tau=0.8,
+                           out_dir=str(tmp_path / "retuned"), pipeline=pipeline, note="test")
+    images = np.rint(pipeline.splits["validation"][0][:32] * 255).astype(np.uint8)
+    got = runtime.LiteRTClassifier(str(tmp_path / "retuned")).predict_probs(images)
+    want = runtime.LiteRTClassifier(str(tmp_path / "shipped0.8")).predict_probs(images)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    old = (tmp_path / "shipped0.5" / "model.tflite").read_bytes()
+    new = (tmp_path / "retuned" / "model.tflite").read_bytes()
+    assert len(old) == len(new) and sum(a != b for a, b in zip(old, new)) <= 32  # 8 floats.
+    assert record["run"]["ensemble"]["tau"] == 0.8
+    assert record["run"]["accuracy"] == pytest.approx(made[0.8]["run"]["accuracy"], abs=1e-9)
+    assert record["run"]["ensemble"]["retuned"][-1]["from_tau"] == 0.5
+    assert json.loads((tmp_path / "retuned" / "shipped.json").read_text()) == record
+    # Auto: the tau fer.export.ensemble picks on the same split, and the source is untouched.
+    auto = retune.retune(str(tmp_path / "shipped0.5"), config, out_dir=str(tmp_path / "auto"),
+                         pipeline=pipeline)
+    assert auto["run"]["ensemble"]["tau"] == runs[2]["tau"]
+    assert (tmp_path / "shipped0.5" / "model.tflite").read_bytes() == old
+    # A correction the file does not hold, and a model that is no ensemble, are refused.
+    with pytest.raises(ValueError, match="no constant"):
+        retune.rewrite_shift(old, [9.0] * K, [0.0] * K)
+    plain = tmp_path / "plain"
+    shutil.copytree(tmp_path / "shipped0.5", plain)
+    shipped = json.loads((plain / "shipped.json").read_text())
+    del shipped["run"]["ensemble"]
+    (plain / "shipped.json").write_text(json.dumps(shipped))
+    with pytest.raises(ValueError, match="not a prior-corrected ensemble"):
+        retune.retune(str(plain), config, pipeline=pipeline)

@@ -9,6 +9,11 @@ after warm-up, with min and max). Missing exports are made first (unless
 are merged as a second table. Writes compare.md / .csv / .json and
 accuracy_latency.png (the seed's Figure 16 style: bubble area ~ parameters).
 
+--rescore scores each run's best checkpoint again instead of trusting its
+report.json: for when the data protocol changed after training (FER+'s
+validation set, 2026-12-01). The table's `faces` column says what each row was
+scored on.
+
 --keep keeps the rows of the previous compare.json in --out whose runs are not
 under --runs any more (say, runs retrained elsewhere and only some brought back):
 each row says when it was measured, so no number loses its date.
@@ -91,13 +96,21 @@ def ensure_export(workdir: str, variants: Sequence[str], allow: bool) -> dict[st
 
 
 def benchmark_run(workdir: str, *, runs: int, warmup: int, threads: Sequence[int],
-                  variants: Sequence[str], export: bool) -> dict[str, Any]:
+                  variants: Sequence[str], export: bool, rescore: bool = False,
+                  pipeline=None) -> dict[str, Any]:
     from fer.export import tflite
     from fer.training import checkpoint
 
     with open(os.path.join(workdir, "report.json")) as f:
         report = json.load(f)
-    module, variables, spec, _ = checkpoint.load_model(workdir, "best")
+    module, variables, spec, config = checkpoint.load_model(workdir, "best")
+    if rescore:
+        from fer.training import train as train_lib
+
+        fresh = train_lib.evaluate(config, module, variables, report.get("split") or
+                                   config.get("eval_split", "validation"), pipeline=pipeline)
+        report = {**report, **{k: fresh[k] for k in ("num_examples", "accuracy",
+                                                     "balanced_accuracy", "loss")}}
     import jax
     params = int(sum(x.size for x in jax.tree.leaves(variables["params"])))
     record = ensure_export(workdir, variants, export)
@@ -106,7 +119,7 @@ def benchmark_run(workdir: str, *, runs: int, warmup: int, threads: Sequence[int
         "run": os.path.basename(os.path.normpath(workdir)), "design": spec.design,
         "workdir": os.path.abspath(workdir), "measured": time.strftime("%Y-%m-%d"),
         "dataset": report.get("dataset"), "split": report.get("split"),
-        "num_examples": report.get("num_examples"),
+        "num_examples": report.get("num_examples"), "rescored": rescore,
         "accuracy": report.get("accuracy"), "balanced_accuracy": report.get("balanced_accuracy"),
         "loss": report.get("loss"), "params": params,
         "sizes": {v: e["bytes"] for v, e in record["variants"].items()},
@@ -154,7 +167,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], arm_entries: Sequence[Mapping[st
              runs: int) -> str:
     size_variants = list(dict.fromkeys(v for r in rows for v in [*r["sizes"], *r["refused"]]))
     latency_cols = [f"{v}@{t}" for v in variants for t in threads]
-    header = (["run", "design", "dataset/split", "accuracy %", "balanced acc. %", "loss", "params"]
+    header = (["run", "design", "dataset/split", "faces", "accuracy %", "balanced acc. %", "loss", "params"]
               + [f"{v} KiB" for v in size_variants] + ["JAX CPU ms"]
               + [f"LiteRT {v} {t}T ms" for v, t in
                  ((c.split("@")[0], c.split("@")[1]) for c in latency_cols)] + ["measured"])
@@ -164,7 +177,9 @@ def markdown(rows: Sequence[Mapping[str, Any]], arm_entries: Sequence[Mapping[st
              f"on {host['name']} ({host['cpu_model']}, {host['cpu_count']} CPUs).", "",
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in rows:
-        cells = [run_name(r), r["design"], f"{r['dataset']}/{r['split']}", _pct(r["accuracy"]),
+        faces = f"{r['num_examples']:,}" if r.get("num_examples") else "-"
+        cells = [run_name(r), r["design"], f"{r['dataset']}/{r['split']}", faces,
+                 _pct(r["accuracy"]),
                  _pct(r["balanced_accuracy"]),
                  "-" if r["loss"] is None else f"{r['loss']:.4f}", f"{r['params']:,}"]
         cells += [f"{r['sizes'][v] / 1024:.1f}" if v in r["sizes"] else
@@ -272,6 +287,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-export", action="store_true",
                         help="only use variants already exported")
     parser.add_argument("--arm", default=arm.ARM_RESULTS, help="ARM results to merge")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score every run's best checkpoint again (today's data protocol)")
     parser.add_argument("--keep", action="store_true",
                         help="keep --out's earlier rows of runs no longer under --runs")
     parser.add_argument("--replot", action="store_true",
@@ -298,7 +315,7 @@ def main(argv=None) -> int:
         print(f"Benchmarking {workdir}", flush=True)
         rows.append(benchmark_run(workdir, runs=args.timing_runs, warmup=args.warmup,
                                   threads=threads, variants=variants,
-                                  export=not args.no_export))
+                                  export=not args.no_export, rescore=args.rescore))
     if args.keep:
         rows = kept_rows(os.path.join(args.out, "compare.json"), rows) + rows
         rows.sort(key=run_name)

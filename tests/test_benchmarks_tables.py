@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -115,7 +116,8 @@ def test_compare_table_and_plot(tmp_path, trained_runs, capsys):
     for entry in [row["jax_cpu"], *row["litert"].values()]:
         assert 0 < entry["ms_min"] <= entry["ms_median"] <= entry["ms_max"]
     run = os.path.basename(workdir)
-    assert f"| {run} | tiny | demo/validation | {100 * summary['accuracy']:.2f} |" in printed
+    assert (f"| {run} | tiny | demo/validation | {summary['num_examples']} | "
+            f"{100 * summary['accuracy']:.2f} |") in printed
     assert row["run"] == run and row["measured"] == time.strftime("%Y-%m-%d")
     assert "LiteRT int8 2T ms" in printed and "On ARM devices" not in printed
     assert (out / "accuracy_latency.png").stat().st_size > 1000
@@ -164,9 +166,27 @@ def test_compare_keeps_earlier_rows_of_absent_runs(tmp_path, trained_runs):
     assert sorted(r["run"] for r in rows) == sorted(["xcao", os.path.basename(workdir)])
     kept = next(r for r in rows if r["run"] == "xcao")
     assert kept["measured"] == "earlier" and kept["accuracy"] == 0.5
-    assert "| xcao | xcao | ferplus/validation | 50.00 |" in (out / "compare.md").read_text()
+    assert "| xcao | xcao | ferplus/validation | 10 | 50.00 |" in (out / "compare.md").read_text()
     assert compare.main(args) == 0  # Without --keep only what is under --runs.
     assert len(json.loads((out / "compare.json").read_text())["rows"]) == 1
+
+
+def test_rescore_scores_the_checkpoint_not_the_stale_report(tmp_path, trained_runs):
+    """After a data protocol change a run's report.json is stale; --rescore ignores it."""
+    _, workdir, summary = trained_runs
+    copy = str(tmp_path / "tiny")
+    shutil.copytree(workdir, copy)
+    stale = {**summary, "accuracy": 0.01, "balanced_accuracy": 0.02, "num_examples": 5}
+    with open(os.path.join(copy, "report.json"), "w") as f:
+        json.dump(stale, f)
+    kwargs = dict(runs=50, warmup=1, threads=(1,), variants=("float32",), export=False,
+                  pipeline=fx.FakePipeline(num_train=256, num_val=120))
+    trusted = compare.benchmark_run(copy, **kwargs)
+    assert (trusted["accuracy"], trusted["num_examples"], trusted["rescored"]) == (0.01, 5, False)
+    fresh = compare.benchmark_run(copy, rescore=True, **kwargs)
+    assert fresh["rescored"] and fresh["num_examples"] == summary["num_examples"] == 120
+    assert fresh["accuracy"] == pytest.approx(summary["accuracy"])
+    assert fresh["balanced_accuracy"] == pytest.approx(summary["balanced_accuracy"])
 
 
 def test_compare_needs_runs(tmp_path):

@@ -323,3 +323,15 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeli
     (plain / "shipped.json").write_text(json.dumps(shipped))
     with pytest.raises(ValueError, match="not a prior-corrected ensemble"):
         retune.retune(str(plain), config, pipeline=pipeline)
+    # The README's table of the shipped trade-off, from shipped.json alone.
+    from benchmarks import shipped_tau
+
+    out = tmp_path / "table"
+    assert shipped_tau.main(["--model", str(tmp_path / "retuned"), "--out", str(out)]) == 0
+    text = (out / "shipped_tau.md").read_text()
+    assert "| **0.8** (shipped) |" in text and "from tau 0.5 to 0.8: test." in text
+    chosen = next(r for r in record["run"]["ensemble"]["sweep"] if r["tau"] == 0.8)
+    assert f"| **0.8** (shipped) | {100 * chosen['accuracy']:.2f} |" in text
+    assert (out / "prior_correction.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        shipped_tau.main(["--model", str(plain), "--out", str(tmp_path / "none")])

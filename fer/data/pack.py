@@ -9,7 +9,7 @@ data) trains from a pack instead, with the configs unchanged:
         --config.data_dir=data/ferplus.npz
 
 A pack holds what the build serves (uint8 images, integer labels, FER+ raw votes),
-so the split logic (FER+ majority filtering, the AffectNet protocols) runs on it as
+so the split logic (FER+ vote filtering, the AffectNet protocols) runs on it as
 on the build, in `fer.data.sources`. Its label names are checked against
 `fer.labels` when read: a pack can never be read in another label order.
 """

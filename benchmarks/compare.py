@@ -167,7 +167,8 @@ def markdown(rows: Sequence[Mapping[str, Any]], arm_entries: Sequence[Mapping[st
              runs: int) -> str:
     size_variants = list(dict.fromkeys(v for r in rows for v in [*r["sizes"], *r["refused"]]))
     latency_cols = [f"{v}@{t}" for v in variants for t in threads]
-    header = (["run", "design", "dataset/split", "faces", "accuracy %", "balanced acc. %", "loss", "params"]
+    header = (["run", "design", "dataset/split", "faces", "accuracy %", "balanced acc. %",
+               "loss", "params"]
               + [f"{v} KiB" for v in size_variants] + ["JAX CPU ms"]
               + [f"LiteRT {v} {t}T ms" for v, t in
                  ((c.split("@")[0], c.split("@")[1]) for c in latency_cols)] + ["measured"])

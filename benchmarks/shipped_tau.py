@@ -32,7 +32,9 @@ def markdown(record: Mapping[str, Any]) -> str:
             continue
         recall = [-1.0 if r is None else r for r in row["recall"]]
         worst = labels[recall.index(min(r for r in recall if r >= 0))]
-        tau = f"**{row['tau']:g}** (shipped)" if row["tau"] == ensemble["tau"] else f"{row['tau']:g}"
+        tau = f"{row['tau']:g}"
+        if row["tau"] == ensemble["tau"]:
+            tau = f"**{tau}** (shipped)"
         lines.append(f"| {tau} | {100 * row['accuracy']:.2f} | "
                      f"{100 * row['balanced_accuracy']:.2f} | {100 * row['min_recall']:.2f} | "
                      f"{worst} |")
@@ -79,7 +81,8 @@ def main(argv=None) -> int:
                                                 "sweep")}, f, indent=2)
     run = record["run"]
     pc.plot(ensemble["sweep"], record["labels"], os.path.join(args.out, "prior_correction.png"),
-            chosen=ensemble["tau"], title=f"{record['design']} on {run['dataset']} / {run['split']}")
+            chosen=ensemble["tau"],
+            title=f"{record['design']} on {run['dataset']} / {run['split']}")
     print(text)
     return 0
 

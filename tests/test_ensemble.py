@@ -283,7 +283,8 @@ def test_ablation_table_for_the_readme(runs, tmp_path):
         ensemble_bench.main([str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
 
 
-def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeline, tmp_path):
+def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeline, tmp_path,
+                                                                     monkeypatch):
     """A shipped ensemble re-tuned from tau 0.5 to 0.8 is the ensemble exported at 0.8."""
     from fer.export import retune
 
@@ -313,6 +314,17 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeli
                          pipeline=pipeline)
     assert auto["run"]["ensemble"]["tau"] == runs[2]["tau"]
     assert (tmp_path / "shipped0.5" / "model.tflite").read_bytes() == old
+    # A rewritten file that fails its check replaces nothing, even in place.
+    inplace = tmp_path / "inplace"
+    shutil.copytree(tmp_path / "shipped0.5", inplace)
+    monkeypatch.setattr(retune, "CHECK_ATOL", -1.0)
+    with pytest.raises(RuntimeError, match="left as it was"):
+        retune.retune(str(inplace), config, tau=0.8, pipeline=pipeline)
+    assert sorted(os.listdir(inplace)) == sorted(os.listdir(tmp_path / "shipped0.5"))
+    assert (inplace / "model.tflite").read_bytes() == old
+    source_record = (tmp_path / "shipped0.5" / "shipped.json").read_text()
+    assert (inplace / "shipped.json").read_text() == source_record
+    monkeypatch.undo()
     # A correction the file does not hold, and a model that is no ensemble, are refused.
     with pytest.raises(ValueError, match="no constant"):
         retune.rewrite_shift(old, [9.0] * K, [0.0] * K)

@@ -112,17 +112,22 @@ def retune(model_dir: str, config, *, tau: float | str = "auto", split: str = "v
     if os.path.realpath(out_dir) != os.path.realpath(model_dir):
         shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
     target = os.path.join(out_dir, os.path.basename(source))
-    with open(target, "wb") as f:
+    candidate = target + ".retuned.tflite"  # Checked before it replaces anything.
+    with open(candidate, "wb") as f:
         f.write(data)
-
-    retuned = runtime.LiteRTClassifier(out_dir, num_threads=2)
-    new_log_probs, _ = split_log_probs(retuned, config, split, pipeline)
-    expected = np.exp(uncorrected - new_shift)
-    expected /= expected.sum(axis=1, keepdims=True)
-    delta = float(np.abs(np.exp(new_log_probs) - expected).max())
-    if delta > CHECK_ATOL:
-        raise RuntimeError(f"the rewritten model's outputs differ from the re-corrected ones "
-                           f"by up to {delta:.4f}: {target} is not trustworthy")
+    try:
+        retuned = runtime.LiteRTClassifier(candidate, num_threads=2)
+        new_log_probs, _ = split_log_probs(retuned, config, split, pipeline)
+        expected = np.exp(uncorrected - new_shift)
+        expected /= expected.sum(axis=1, keepdims=True)
+        delta = float(np.abs(np.exp(new_log_probs) - expected).max())
+        if delta > CHECK_ATOL:
+            raise RuntimeError(f"the rewritten model's outputs differ from the re-corrected "
+                               f"ones by up to {delta:.4f}; {target} is left as it was")
+    except BaseException:
+        os.remove(candidate)
+        raise
+    os.replace(candidate, target)
 
     k = len(classifier.labels)
     confusion = metrics_lib.confusion_matrix(labels, new_log_probs.argmax(-1), k)

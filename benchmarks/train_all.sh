@@ -93,9 +93,10 @@ ensemble runs/fer2013/resnet_fer_pair_shifted_tau0 --tau 0 --shift_px 2 \
     --out benchmarks/results/ensemble_fer2013_resnet_fer
 
 # The seed's designs with the seed's recipe (Adam 1e-3, hard labels, 48x48), cut to
-# SEED_EPOCHS epochs (the seed used 10) to fit a CPU session, and its reference nets at
-# 96x96: MobileNet v1 (3.2M params with 8 classes; 18 minutes per FER+ epoch on 2026-11-28's
-# 2 cores) and InceptionV3 (21.8M params; its step ran at 55 images/s on 2026-12-01,
+# SEED_EPOCHS epochs (the seed used 10) to fit a CPU session (the 48x48 designs: 2.5 to
+# 5 minutes each for 2 FER+ epochs on 2026-12-01), and its reference nets at 96x96:
+# MobileNet v1 (3.2M params with 8 classes; 18 minutes per FER+ epoch on 2026-11-28's
+# 2 cores, over 80 on a slower 2026-12-01 host: not 50 steps in 10 minutes) and InceptionV3 (21.8M params; its step ran at 55 images/s on 2026-12-01,
 # about 10 minutes per epoch, and at a quarter of that where the stride-2 recipe runs at
 # 150 images/s). REFERENCE=0 leaves InceptionV3 out.
 designs="xcao xcao2 baseline_bn baseline fractal mobilenet_v1"

@@ -347,3 +347,13 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeli
     assert (out / "prior_correction.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         shipped_tau.main(["--model", str(plain), "--out", str(tmp_path / "none")])
+
+
+def test_retune_command_refuses_what_it_cannot_retune(tmp_path, capsys):
+    from fer.export import retune
+
+    assert retune.main(["--model", str(tmp_path), "--data_dir", str(tmp_path)]) == 2
+    assert "retune:" in capsys.readouterr().err
+    shipped = spec_lib.SHIPPED_MODEL_DIR
+    assert retune.main(["--model", shipped, "--data_dir", str(tmp_path), "--tau", "lots"]) == 2
+    assert "--tau must be 'auto' or a number in [0, 2], got 'lots'" in capsys.readouterr().err

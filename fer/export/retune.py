@@ -151,6 +151,18 @@ def retune(model_dir: str, config, *, tau: float | str = "auto", split: str = "v
     return record
 
 
+def _parse_tau(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        tau = float(text)
+    except ValueError:
+        tau = -1.0
+    if not 0.0 <= tau <= 2.0:
+        raise ValueError(f"--tau must be 'auto' or a number in [0, 2], got {text!r}")
+    return tau
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from configs import default
 
@@ -169,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = spec_lib.ModelSpec.load(args.model)
         config.dataset = args.dataset or str(spec.extra.get("dataset") or spec.label_set)
         config.data_dir = args.data_dir
-        tau = args.tau if args.tau == "auto" else float(args.tau)
+        tau = _parse_tau(args.tau)
         record = retune(args.model, config, tau=tau, split=args.split,
                         out_dir=args.out or None, note=args.note)
     except (OSError, ValueError, RuntimeError) as e:

@@ -60,11 +60,9 @@ def split_log_probs(classifier: runtime.LiteRTClassifier, config, split: str,
     out, labels = [], []
     batches = pipeline.create_split(config, split, train=False, batch_size=256,
                                     seed=int(config.get("seed", 0)))
-    for batch in batches:
-        keep = np.asarray(batch.get("mask", np.ones(len(batch["label"])))) > 0
-        probs = classifier.predict_normalised(np.asarray(batch["image"])[keep])
+    for _, batch_labels, probs, _ in runtime.predict_batches(classifier, batches):
         out.append(np.log(np.clip(probs.astype(np.float64), 1e-12, 1.0)))
-        labels.append(np.asarray(batch["label"])[keep])
+        labels.append(batch_labels)
     if not out:
         raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
     return np.concatenate(out), np.concatenate(labels)

@@ -212,14 +212,19 @@ def recorded_params(directory: str) -> int | None:
     return None
 
 
+def predict_batches(classifier: LiteRTClassifier, batches: Iterable[Mapping[str, np.ndarray]]):
+    """(kept-row mask, labels, probabilities, batch) per pipeline batch, padding dropped."""
+    for batch in batches:
+        keep = np.asarray(batch.get("mask", np.ones(len(batch["label"])))) > 0
+        probs = classifier.predict_normalised(np.asarray(batch["image"])[keep])
+        yield keep, np.asarray(batch["label"])[keep], probs, batch
+
+
 def _score(classifier: LiteRTClassifier, batches: Iterable[Mapping[str, np.ndarray]],
            num_classes: int):
     confusion = np.zeros((num_classes, num_classes), np.int64)
     loss_sum, count = 0.0, 0
-    for batch in batches:
-        keep = np.asarray(batch.get("mask", np.ones(len(batch["label"])))) > 0
-        labels = np.asarray(batch["label"])[keep]
-        probs = classifier.predict_normalised(np.asarray(batch["image"])[keep])
+    for keep, labels, probs, batch in predict_batches(classifier, batches):
         if "target" in batch:
             targets = np.asarray(batch["target"], np.float32)[keep]
         else:

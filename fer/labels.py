@@ -112,3 +112,27 @@ def remap(labels: np.ndarray, src: LabelSet, dst: LabelSet) -> np.ndarray:
     if labels.size and (labels.min() < 0 or labels.max() >= src.num_classes):
         raise ValueError(f"labels outside 0..{src.num_classes - 1} for {src.name}")
     return mapping(src, dst)[labels]
+
+
+def remap_probs(probs: np.ndarray, src: LabelSet, dst: LabelSet) -> np.ndarray:
+    """Probabilities over `src` classes as probabilities over `dst` classes.
+
+    Each class goes to the `dst` class of the same name; a `src` class that `dst`
+    lacks (FER+'s contempt for FER2013) is dropped and the rest renormalised, so a
+    model trained on one label set can score faces labelled in another. A `dst`
+    class no `src` class maps to gets probability 0.
+    """
+    probs = np.asarray(probs, np.float64)
+    if probs.ndim != 2 or probs.shape[1] != src.num_classes:
+        raise ValueError(f"expected (N, {src.num_classes}) probabilities over {src.name}, "
+                         f"got {probs.shape}")
+    index = mapping(src, dst)
+    if (index < 0).all():
+        raise ValueError(f"label sets {src.name!r} and {dst.name!r} share no class")
+    out = np.zeros((len(probs), dst.num_classes))
+    kept = index >= 0
+    np.add.at(out.T, index[kept], probs[:, kept].T)
+    total = out.sum(axis=1, keepdims=True)
+    if (total <= 0).any():
+        raise ValueError(f"some rows put no probability on a class {dst.name!r} has")
+    return out / total

@@ -357,3 +357,38 @@ def test_retune_command_refuses_what_it_cannot_retune(tmp_path, capsys):
     shipped = spec_lib.SHIPPED_MODEL_DIR
     assert retune.main(["--model", shipped, "--data_dir", str(tmp_path), "--tau", "lots"]) == 2
     assert "--tau must be 'auto' or a number in [0, 2], got 'lots'" in capsys.readouterr().err
+
+
+def test_label_transfer_scores_a_run_with_a_shipped_helper_at_tau_0(runs, pipeline, tmp_path,
+                                                                     capsys):
+    """The helper's shipped prior shift is undone, and weight 0 is the run alone."""
+    from benchmarks import label_transfer
+
+    _, out, record = runs
+    helper = str(tmp_path / "helper")
+    ship_lib.ship(os.path.join(out, "export"), "float32", dest=helper)
+    result = label_transfer.measure(out, helper, pipeline=pipeline)
+    assert result["helper_tau_undone"] and result["dropped"] == []
+    assert result["num_examples"] == 120  # The fixture's validation split.
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    alone = next(r for r in result["sweep"] if r["weight"] == 0.0)
+    assert alone["accuracy"] == pytest.approx(report["accuracy"])
+    at_tau0 = next(r for r in record["sweep"] if r["tau"] == 0.0)
+    assert result["helper_alone"]["accuracy"] == pytest.approx(at_tau0["accuracy"])
+    assert result["helper_alone"]["balanced_accuracy"] == pytest.approx(
+        at_tau0["balanced_accuracy"])
+    assert result["total_params"] == 2 * record["params"]
+    assert result["marginal_faces"] == 256
+
+    table = tmp_path / "table"
+    assert label_transfer.main([out, "--helper", helper, "--out", str(table)],
+                               pipeline=pipeline) == 0
+    text = (table / "label_transfer.md").read_text()
+    assert f"| {os.path.basename(out)} alone | {100 * report['accuracy']:.2f} |" in text
+    assert (table / "label_transfer.png").stat().st_size > 0
+    assert json.loads((table / "label_transfer.json").read_text())["weight"] in [
+        r["weight"] for r in result["sweep"]]
+    with pytest.raises(SystemExit):
+        label_transfer.main([str(tmp_path), "--helper", helper], pipeline=pipeline)
+    assert "has no export/ folder" in capsys.readouterr().err

@@ -85,3 +85,34 @@ def test_write_report_files(tmp_path):
     assert paths["markdown"].endswith("report.md")
     row = report.comparison_row(s)
     assert "63.64" in row and "61.67" in row  # accuracy and balanced accuracy in %.
+
+
+def test_second_opinion_fixes_what_the_main_model_gets_wrong():
+    """A helper that is right where the main model hesitates earns a weight above 0."""
+    from fer.evaluation import label_transfer as lt
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    main = np.full((120, 3), -3.0)
+    main[np.arange(120), labels] = 0.0
+    unsure = rng.permutation(120)[:30]  # There the main model leans, barely, to the next class.
+    main[unsure, (labels[unsure] + 1) % 3] = 0.1
+    helper = np.log(np.full((120, 3), 0.2))
+    helper[np.arange(120), labels] = np.log(0.6)
+    marginal = lt.log_marginal(np.exp(helper))
+    np.testing.assert_allclose(np.exp(marginal), [1 / 3] * 3)
+    np.testing.assert_array_equal(lt.combine(main, helper, marginal, 0.0), main)
+    rows = lt.sweep(main, helper, marginal, labels, weights=(0.0, 0.5, 1.0))
+    assert rows[0]["accuracy"] == pytest.approx(0.75)  # The main model alone.
+    assert lt.choose(rows)["weight"] == 0.5 and rows[1]["accuracy"] == 1.0
+    cf = lt.cross_fitted(main, helper, marginal, labels, weights=(0.0, 0.5, 1.0))
+    assert cf["weights_chosen"] == [0.5, 0.5] and cf["accuracy"] == 1.0
+    # The marginal is divided out: a helper that only adds a prior changes nothing.
+    prior_only = np.log(np.tile([[0.7, 0.2, 0.1]], (120, 1)))
+    same = lt.sweep(main, prior_only, lt.log_marginal(np.exp(prior_only)), labels,
+                    weights=(0.0, 1.0))
+    assert same[0]["accuracy"] == same[1]["accuracy"]
+    with pytest.raises(ValueError, match="same faces"):
+        lt.combine(main, helper[:5], marginal, 1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        lt.combine(main, helper, marginal, -1.0)

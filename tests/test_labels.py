@@ -52,6 +52,23 @@ def test_remap_and_errors():
     assert labels.FER2013.index("anger") == 0
 
 
+def test_remap_probs_sums_by_name_and_renormalises_what_dst_lacks():
+    # FER+ order: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt.
+    p = np.array([[0.1, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2],
+                  [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.5]])
+    q = labels.remap_probs(p, labels.FERPLUS, labels.FER2013)
+    # FER2013 order: angry, disgust, fear, happy, sad, surprise, neutral; contempt dropped.
+    np.testing.assert_allclose(q[0], [0.125, 0.125, 0.125, 0.25, 0.125, 0.125, 0.125])
+    np.testing.assert_allclose(q[1], [0, 0, 1, 0, 0, 0, 0])
+    # Into a larger set the missing class gets nothing.
+    r = labels.remap_probs(q, labels.FER2013, labels.AFFECTNET)
+    assert r[0, labels.AFFECTNET.index("contempt")] == 0 and np.allclose(r.sum(1), 1)
+    with pytest.raises(ValueError, match=r"\(N, 8\)"):
+        labels.remap_probs(q, labels.FERPLUS, labels.FER2013)
+    with pytest.raises(ValueError, match="no probability"):
+        labels.remap_probs(np.eye(8)[[7]], labels.FERPLUS, labels.FER2013)
+
+
 def test_every_label_has_an_emoji():
     assert set(labels.CANONICAL) <= set(labels.EMOJI)
 

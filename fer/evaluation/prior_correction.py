@@ -127,12 +127,13 @@ def cross_fitted(log_probs: np.ndarray, labels: np.ndarray, log_prior: np.ndarra
 
 
 def plot(rows: Sequence[dict[str, Any]], labels: Sequence[str], path: str,
-         chosen: float | None = None, title: str = "") -> str:
-    """Accuracy, balanced accuracy and every class's recall against tau."""
+         chosen: float | None = None, title: str = "", key: str = "tau",
+         xlabel: str = "prior correction tau (log-probabilities - tau * log prior)") -> str:
+    """Accuracy, balanced accuracy and every class's recall against tau (or `key`)."""
     from fer.evaluation import plots  # noqa: F401  (sets the Agg backend)
     import matplotlib.pyplot as plt
 
-    taus = [r["tau"] for r in rows]
+    taus = [r[key] for r in rows]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     recalls = np.array([[np.nan if v is None else v for v in r["recall"]] for r in rows])
     for i, label in enumerate(labels):
@@ -141,8 +142,8 @@ def plot(rows: Sequence[dict[str, Any]], labels: Sequence[str], path: str,
     ax.plot(taus, [100 * r["balanced_accuracy"] for r in rows], "k--", lw=2.5,
             label="balanced accuracy")
     if chosen is not None:
-        ax.axvline(chosen, color="red", ls=":", label=f"chosen tau = {chosen:g}")
-    ax.set_xlabel("prior correction tau (log-probabilities - tau * log prior)")
+        ax.axvline(chosen, color="red", ls=":", label=f"chosen {key} = {chosen:g}")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("%")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower left")

@@ -1,0 +1,91 @@
+"""A second opinion from a model trained on other labels of the same faces.
+
+FER+ gave FER2013's faces ten votes each. A model trained on those votes has
+learnt expressions from cleaner labels than FER2013's single ones, but not
+FER2013's labelling habits: it calls many of FER2013's angry, fear and sad faces
+neutral. Its opinion joins a model of the target labels as a product of experts,
+
+    log p(y | x) = log p_main(y | x) + w * (log q(y | x) - log q_marginal(y)),
+
+where q is the helper's probabilities mapped onto the target classes by name
+(fer.labels.remap_probs) and q_marginal their mean over the target's training
+faces: dividing by it keeps the helper from counting a class prior the main
+model already holds. w = 0 is the main model alone. `choose` picks w for
+accuracy (FER2013's goal); `cross_fitted` picks it on one stratified half of
+the split and scores the other, both ways, so the estimate never scores the
+faces that chose its weight.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fer.evaluation import metrics as metrics_lib
+from fer.evaluation import prior_correction as pc
+
+DEFAULT_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(16))  # 0, 0.1, ..., 1.5.
+
+
+def log_marginal(probs: np.ndarray) -> np.ndarray:
+    """log of the mean predicted distribution (a class never predicted gets 1e-6)."""
+    probs = np.asarray(probs, np.float64)
+    if probs.ndim != 2 or not len(probs):
+        raise ValueError(f"need (N, K) probabilities with N > 0, got {probs.shape}")
+    mean = probs.mean(axis=0)
+    return np.log(np.maximum(mean / mean.sum(), 1e-6))
+
+
+def combine(main_log_probs: np.ndarray, helper_log_probs: np.ndarray,
+            helper_log_marginal: np.ndarray, weight: float) -> np.ndarray:
+    """Combined scores (unnormalised log-probabilities) of the two models."""
+    main = np.asarray(main_log_probs, np.float64)
+    helper = np.asarray(helper_log_probs, np.float64)
+    if main.shape != helper.shape or main.ndim != 2:
+        raise ValueError(f"main and helper must score the same faces over the same classes, "
+                         f"got {main.shape} and {helper.shape}")
+    if weight < 0:
+        raise ValueError(f"the helper's weight must be >= 0, got {weight}")
+    return main + weight * (helper - np.asarray(helper_log_marginal, np.float64))
+
+
+def sweep(main_log_probs: np.ndarray, helper_log_probs: np.ndarray,
+          helper_log_marginal: np.ndarray, labels: np.ndarray,
+          weights: Sequence[float] = DEFAULT_WEIGHTS) -> list[dict[str, Any]]:
+    """One row per weight: accuracy, balanced accuracy, lowest and every recall."""
+    labels = np.asarray(labels)
+    if len(labels) != len(main_log_probs) or not len(labels):
+        raise ValueError(f"need one label per face, got {len(labels)} labels for "
+                         f"{len(main_log_probs)} faces")
+    k = np.asarray(main_log_probs).shape[-1]
+    rows = []
+    for w in weights:
+        scores = combine(main_log_probs, helper_log_probs, helper_log_marginal, w)
+        cm = metrics_lib.confusion_matrix(labels, scores.argmax(-1), k)
+        rows.append({"weight": float(w), **pc.score(cm)})
+    return rows
+
+
+def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The row with the best accuracy (the smallest weight on ties)."""
+    return max(rows, key=lambda r: (round(r["accuracy"], 12), -r["weight"]))
+
+
+def cross_fitted(main_log_probs: np.ndarray, helper_log_probs: np.ndarray,
+                 helper_log_marginal: np.ndarray, labels: np.ndarray,
+                 weights: Sequence[float] = DEFAULT_WEIGHTS, seed: int = 0) -> dict[str, Any]:
+    """Scores of the weight chosen on the other stratified half, pooled over both halves."""
+    main = np.asarray(main_log_probs, np.float64)
+    helper = np.asarray(helper_log_probs, np.float64)
+    labels = np.asarray(labels)
+    half = pc.stratified_half(labels, seed)
+    k = main.shape[-1]
+    pooled = np.zeros((k, k), np.int64)
+    chosen = []
+    for pick, test in ((half, ~half), (~half, half)):
+        rows = sweep(main[pick], helper[pick], helper_log_marginal, labels[pick], weights)
+        chosen.append(choose(rows)["weight"])
+        scores = combine(main[test], helper[test], helper_log_marginal, chosen[-1])
+        pooled += metrics_lib.confusion_matrix(labels[test], scores.argmax(-1), k)
+    return {"weights_chosen": chosen, **pc.score(pooled)}

@@ -37,29 +37,12 @@ def helper_shift(model_dir: str) -> np.ndarray | None:
     return np.asarray(ensemble_lib.prior_shift(ensemble["train_counts"], ensemble["tau"]))
 
 
-def split_outputs(classifier, config, split: str, pipeline, limit: int | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, labels) of the classifier over the split (its first `limit` faces)."""
-    from fer.export import runtime
-
-    probs, labels, seen = [], [], 0
-    batches = pipeline.create_split(config, split, train=False, batch_size=256,
-                                    seed=int(config.get("seed", 0)))
-    for _, batch_labels, batch_probs, _ in runtime.predict_batches(classifier, batches):
-        probs.append(batch_probs.astype(np.float64))
-        labels.append(batch_labels)
-        seen += len(batch_labels)
-        if limit is not None and seen >= limit:
-            break
-    if not probs:
-        raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
-    return np.concatenate(probs)[:limit], np.concatenate(labels)[:limit]
-
-
 def helper_probs(classifier, shift: np.ndarray | None, src, dst, config, split: str,
                  pipeline, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The helper's probabilities at tau 0, mapped onto `dst`'s classes."""
-    probs, labels = split_outputs(classifier, config, split, pipeline, limit)
+    from fer.export import runtime
+
+    probs, labels = runtime.split_probs(classifier, config, split, pipeline, limit)
     if shift is not None:  # Undo the shipped correction: log p + shift, renormalised.
         log_probs = np.log(np.clip(probs, 1e-12, 1.0)) + shift
         probs = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
@@ -92,7 +75,7 @@ def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
     dst = labels_lib.get_label_set(main.spec.label_set)
     shift = helper_shift(helper_dir)
 
-    main_probs, labels = split_outputs(main, config, split, pipeline)
+    main_probs, labels = runtime.split_probs(main, config, split, pipeline)
     helped, helper_labels = helper_probs(helper, shift, src, dst, config, split, pipeline)
     if not np.array_equal(labels, helper_labels):
         raise RuntimeError("the split came back in another order for the helper")

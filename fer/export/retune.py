@@ -57,15 +57,8 @@ def rewrite_shift(data: bytes, old_shift: Sequence[float], new_shift: Sequence[f
 def split_log_probs(classifier: runtime.LiteRTClassifier, config, split: str,
                     pipeline) -> tuple[np.ndarray, np.ndarray]:
     """(log-probabilities, labels) of the model over every example of the split."""
-    out, labels = [], []
-    batches = pipeline.create_split(config, split, train=False, batch_size=256,
-                                    seed=int(config.get("seed", 0)))
-    for _, batch_labels, probs, _ in runtime.predict_batches(classifier, batches):
-        out.append(np.log(np.clip(probs.astype(np.float64), 1e-12, 1.0)))
-        labels.append(batch_labels)
-    if not out:
-        raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
-    return np.concatenate(out), np.concatenate(labels)
+    probs, labels = runtime.split_probs(classifier, config, split, pipeline)
+    return np.log(np.clip(probs, 1e-12, 1.0)), labels
 
 
 def retune(model_dir: str, config, *, tau: float | str = "auto", split: str = "validation",

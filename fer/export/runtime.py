@@ -220,6 +220,23 @@ def predict_batches(classifier: LiteRTClassifier, batches: Iterable[Mapping[str,
         yield keep, np.asarray(batch["label"])[keep], probs, batch
 
 
+def split_probs(classifier: LiteRTClassifier, config, split: str, pipeline,
+                limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 probabilities, labels) over a split's faces in order (the first `limit`)."""
+    probs, labels, seen = [], [], 0
+    batches = pipeline.create_split(config, split, train=False, batch_size=256,
+                                    seed=int(config.get("seed", 0)))
+    for _, batch_labels, batch_probs, _ in predict_batches(classifier, batches):
+        probs.append(batch_probs.astype(np.float64))
+        labels.append(batch_labels)
+        seen += len(batch_labels)
+        if limit is not None and seen >= limit:
+            break
+    if not probs:
+        raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
+    return np.concatenate(probs)[:limit], np.concatenate(labels)[:limit]
+
+
 def _score(classifier: LiteRTClassifier, batches: Iterable[Mapping[str, np.ndarray]],
            num_classes: int):
     confusion = np.zeros((num_classes, num_classes), np.int64)

@@ -10,6 +10,7 @@ RESULTS_BEGIN and RESULTS_END; everything else in the README is left alone.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import re
@@ -23,6 +24,16 @@ RESULTS_BEGIN = "<!-- results:begin (python -m benchmarks.readme writes this sec
 RESULTS_END = "<!-- results:end -->"
 
 # (results subfolder, markdown file, sentence put before the table).
+
+
+def _second_opinion(model: str) -> str:
+    return ("FER+ gave FER2013's faces ten votes each; the shipped FER+ model learnt from "
+            f"them on FER2013's own training faces. Here it is a second opinion for {model} "
+            "(`benchmarks.label_transfer`): its probabilities mapped onto FER2013's classes "
+            "by name, its mean prediction over the training faces divided out, added to the "
+            "FER2013 model's log-probabilities with a weight chosen for accuracy.")
+
+
 TABLES: Sequence[tuple[str, str, str]] = (
     ("compare_ferplus", "compare.md",
      "The designs trained on FER+ (8 classes), scored on the validation faces FER+'s "
@@ -107,6 +118,10 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "The larger design (`configs/fer2013_resnet_fer.py`, last epoch) with the same "
      "ingredients and shifted views: each view also moved 2 px up, down, left and right "
      "(`--shift_px 2`), ten views per face."),
+    ("label_transfer_fer2013_resnet_fer", "label_transfer.md",
+     _second_opinion("the best FER2013 model (resnet_fer over ten views)")),
+    ("label_transfer_fer2013", "label_transfer.md",
+     _second_opinion("the tiny FER2013 run over ten views")),
     ("per_label_fer2013", "per_label.md",
      "Our best-balanced FER2013 model per label: resnet_fer's last epoch over ten views "
      "with prior correction at the tau the shared rule picks (`resnet_fer_shifted` above)."),
@@ -143,6 +158,26 @@ def _goal_row(goal: str, measured: str, met: bool | None) -> str:
     return f"| {goal} | {measured} | {verdict} |"
 
 
+def fer2013_candidates(results_dir: str) -> list[tuple[float, str]]:
+    """(accuracy, name) of every FER2013 model within the parameter budget: Table 5's rows,
+    and each second-opinion pair (benchmarks.label_transfer) at its cross-fitted accuracy,
+    since its weight was chosen on the split it is scored on."""
+    found = []
+    table = _load_json(os.path.join(results_dir, "compare_fer2013", "compare.json")) or {}
+    for row in table.get("rows", []):
+        if row["params"] <= GOAL_MAX_PARAMS:
+            found.append((row["accuracy"], row.get("run") or row["design"]))
+    for path in sorted(glob.glob(os.path.join(results_dir, "label_transfer*",
+                                              "label_transfer.json"))):
+        record = _load_json(path)
+        if (record.get("dataset") == "fer2013" and record.get("total_params")
+                and record["total_params"] <= GOAL_MAX_PARAMS):
+            found.append((record["cross_fitted"]["accuracy"],
+                          f"{os.path.basename(record['run'])} + the "
+                          f"{record['helper_label_set']} model, cross-fitted"))
+    return found
+
+
 def goals(results_dir: str, shipped: Mapping[str, Any] | None) -> list[str]:
     """Markdown rows, goal against measurement, from the results and shipped.json."""
     rows = []
@@ -167,15 +202,12 @@ def goals(results_dir: str, shipped: Mapping[str, Any] | None) -> list[str]:
                       f"{shipped['bytes']:,} bytes ({shipped['variant']})",
                       shipped["bytes"] <= ship.MAX_BYTES),
         ]
-    fer2013 = _load_json(os.path.join(results_dir, "compare_fer2013", "compare.json"))
-    if fer2013 and fer2013.get("rows"):
-        small = [r for r in fer2013["rows"] if r["params"] <= GOAL_MAX_PARAMS]
-        if small:
-            best = max(small, key=lambda r: r["accuracy"])
-            rows.append(_goal_row(
-                f"FER2013 PublicTest accuracy >= {_pct(GOAL_FER2013_ACCURACY)}",
-                f"{_pct(best['accuracy'])} ({best.get('run') or best['design']})",
-                best["accuracy"] >= GOAL_FER2013_ACCURACY))
+    fer2013 = fer2013_candidates(results_dir)
+    if fer2013:
+        accuracy, name = max(fer2013)
+        rows.append(_goal_row(f"FER2013 PublicTest accuracy >= {_pct(GOAL_FER2013_ACCURACY)}",
+                              f"{_pct(accuracy)} ({name})",
+                              accuracy >= GOAL_FER2013_ACCURACY))
     timings = _load_json(os.path.join(results_dir, "pipeline", "pipeline.json"))
     for group, limit in pipeline.GOALS_MS.items():
         entry = (timings or {}).get("groups", {}).get(group)

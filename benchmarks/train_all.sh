@@ -91,6 +91,16 @@ ensemble runs/fer2013/resnet_fer_pair_shifted_tau0 --tau 0 --shift_px 2 \
     --out benchmarks/results/ensemble_fer2013_fullres
 "$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_shifted \
     --out benchmarks/results/ensemble_fer2013_resnet_fer
+# A second opinion from FER+'s ten votes on the same faces: the shipped FER+ model (3.7M
+# params, trained on FER2013's training faces with FER+ labels), mapped onto FER2013's
+# classes, with the tiny run over ten views and with resnet_fer over ten views (9.97M
+# params together).
+ensemble runs/fer2013/resnet_fer_tiny_unweighted_shifted_tau0 --tau 0 --shift_px 2 \
+    --members runs/fer2013/resnet_fer_tiny_unweighted
+"$PY" -m benchmarks.label_transfer runs/fer2013/resnet_fer_tiny_unweighted_shifted_tau0 \
+    --out benchmarks/results/label_transfer_fer2013
+"$PY" -m benchmarks.label_transfer runs/fer2013/resnet_fer_shifted_tau0 \
+    --out benchmarks/results/label_transfer_fer2013_resnet_fer
 
 # The seed's designs with the seed's recipe (Adam 1e-3, hard labels, 48x48), cut to
 # SEED_EPOCHS epochs (the seed used 10) to fit a CPU session (the 48x48 designs: 2.5 to

@@ -45,6 +45,26 @@ def test_goals_compare_measurements_with_targets(tmp_path):
     assert "| 7.5 ms | met |" in text and "| 61.0 ms | **missed** |" in text
 
 
+def test_fer2013_goal_counts_a_second_opinion_at_its_cross_fitted_accuracy(tmp_path):
+    results = _results(tmp_path)
+
+    def transfer(folder, params, accuracy, dataset="fer2013"):
+        (results / folder).mkdir()
+        (results / folder / "label_transfer.json").write_text(json.dumps({
+            "dataset": dataset, "run": f"runs/{dataset}/{folder}_run", "helper_label_set": "ferplus",
+            "total_params": params, "cross_fitted": {"accuracy": accuracy},
+            "sweep": [{"weight": 0.5, "accuracy": 0.99}]}))
+
+    transfer("label_transfer_a", 9_000_000, 0.73)
+    transfer("label_transfer_b", 12_000_000, 0.90)  # Over the budget.
+    transfer("label_transfer_c", 1_000_000, 0.95, dataset="ferplus")  # Not FER2013.
+    text = "\n".join(readme.goals(str(results), None))
+    assert "| 73.0% (label_transfer_a_run + the ferplus model, cross-fitted) | met |" in text
+    (results / "label_transfer_a" / "label_transfer.json").unlink()
+    text = "\n".join(readme.goals(str(results), None))
+    assert "70.0% (small_seed1) | **missed**" in text
+
+
 def test_section_replaces_only_between_markers(tmp_path):
     results = _results(tmp_path)
     path = tmp_path / "README.md"

@@ -2,11 +2,12 @@
 
 What a model trained on other labels of the same faces adds to a run: the
 shipped FER+ model (ten votes per FER2013 face) as a second opinion for a
-FER2013 run, say. Scores RUN's exported model, the helper mapped onto RUN's
-classes by name, and their product (fer.evaluation.label_transfer) for every
-helper weight on RUN's evaluation split; picks the weight for accuracy and
-cross-fits that choice. A helper shipped with prior correction is scored at
-tau 0 (its shift is undone from shipped.json). Writes DIR/label_transfer.{md,json}
+FER2013 run, say. Scores RUN's exported model, the helper, and their product
+(fer.evaluation.label_transfer) for every helper weight on RUN's evaluation
+split, the helper read two ways: mapped onto RUN's classes by name, and through
+a linear map fitted on RUN's training faces. Picks the weight for accuracy and
+cross-fits that choice. A helper shipped with prior correction is read at tau 0
+(its shift is undone from shipped.json). Writes DIR/label_transfer.{md,json}
 and DIR/label_transfer.png for the README.
 """
 
@@ -37,9 +38,9 @@ def helper_shift(model_dir: str) -> np.ndarray | None:
     return np.asarray(ensemble_lib.prior_shift(ensemble["train_counts"], ensemble["tau"]))
 
 
-def helper_probs(classifier, shift: np.ndarray | None, src, dst, config, split: str,
-                 pipeline, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The helper's probabilities at tau 0, mapped onto `dst`'s classes."""
+def helper_probs(classifier, shift: np.ndarray | None, config, split: str, pipeline,
+                 limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The helper's probabilities over its own classes at tau 0, and the split's labels."""
     from fer.export import runtime
 
     probs, labels = runtime.split_probs(classifier, config, split, pipeline, limit)
@@ -47,13 +48,35 @@ def helper_probs(classifier, shift: np.ndarray | None, src, dst, config, split: 
         log_probs = np.log(np.clip(probs, 1e-12, 1.0)) + shift
         probs = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
-    return labels_lib.remap_probs(probs, src, dst), labels
+    return probs, labels
+
+
+def _log(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probs, 1e-12, 1.0))
+
+
+def opinion(name: str, main_log: np.ndarray, helper_log: np.ndarray,
+            train_helper_log: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """One way of reading the helper: alone, every weight, the chosen one, cross-fitted."""
+    from fer.evaluation import label_transfer as lt
+
+    marginal = lt.log_marginal(np.exp(train_helper_log))  # Training faces only.
+    rows = lt.sweep(main_log, helper_log, marginal, labels)
+    return {"name": name, "helper_log_marginal": marginal.tolist(),
+            "helper_alone": lt.sweep(helper_log, helper_log, marginal, labels, (0.0,))[0],
+            "sweep": rows, "weight": lt.choose(rows)["weight"],
+            "cross_fitted": lt.cross_fitted(main_log, helper_log, marginal, labels)}
 
 
 def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
             variant: str = "float32", marginal_faces: int | None = None,
             pipeline=None) -> dict[str, Any]:
-    """Everything the table and plot show, as one JSON-able record."""
+    """Everything the table and plot show, as one JSON-able record.
+
+    Two readings of the helper: its classes mapped by name, and an adapter fitted
+    on the training faces (`marginal_faces` of them); `best` is the one whose
+    cross-fitted accuracy is higher, and its scores are the record's own.
+    """
     from fer.evaluation import label_transfer as lt
     from fer.export import runtime
     from fer.training import checkpoint
@@ -76,17 +99,21 @@ def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
     shift = helper_shift(helper_dir)
 
     main_probs, labels = runtime.split_probs(main, config, split, pipeline)
-    helped, helper_labels = helper_probs(helper, shift, src, dst, config, split, pipeline)
+    helped, helper_labels = helper_probs(helper, shift, config, split, pipeline)
     if not np.array_equal(labels, helper_labels):
         raise RuntimeError("the split came back in another order for the helper")
-    train_helped, _ = helper_probs(helper, shift, src, dst, config, train_split, pipeline,
-                                   marginal_faces)
-    marginal = lt.log_marginal(train_helped)  # From training faces: no validation label used.
-    main_log = np.log(np.clip(main_probs, 1e-12, 1.0))
-    helper_log = np.log(np.clip(helped, 1e-12, 1.0))
-    rows = lt.sweep(main_log, helper_log, marginal, labels)
-    best = lt.choose(rows)
-    helper_alone = lt.sweep(helper_log, helper_log, marginal, labels, weights=(0.0,))[0]
+    train_helped, train_labels = helper_probs(helper, shift, config, train_split, pipeline,
+                                              marginal_faces)
+    main_log = _log(main_probs)
+    by_name = opinion("mapped by name", main_log,
+                      _log(labels_lib.remap_probs(helped, src, dst)),
+                      _log(labels_lib.remap_probs(train_helped, src, dst)), labels)
+    adapter = lt.fit_adapter(_log(train_helped), train_labels, dst.num_classes)
+    fitted = opinion("through a linear map fitted on the training faces", main_log,
+                     adapter(_log(helped)), adapter(_log(train_helped)), labels)
+    fitted["adapter_train_accuracy"] = float(
+        (adapter(_log(train_helped)).argmax(-1) == train_labels).mean())
+    best = max((by_name, fitted), key=lambda o: o["cross_fitted"]["accuracy"])
     params = [runtime.recorded_params(os.path.join(run_dir, "export")),
               runtime.recorded_params(helper_dir)]
     return {
@@ -94,10 +121,10 @@ def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
         "num_examples": int(len(labels)), "labels": list(dst.labels),
         "helper_label_set": src.name, "helper_tau_undone": shift is not None,
         "dropped": [name for name, i in zip(src.labels, labels_lib.mapping(src, dst)) if i < 0],
-        "marginal_faces": int(len(train_helped)), "helper_log_marginal": marginal.tolist(),
+        "marginal_faces": int(len(train_helped)),
         "params": params, "total_params": (None if None in params else int(sum(params))),
-        "helper_alone": helper_alone, "sweep": rows, "weight": best["weight"],
-        "cross_fitted": lt.cross_fitted(main_log, helper_log, marginal, labels),
+        "opinions": [by_name, fitted], "best": best["name"],
+        **{key: best[key] for key in ("helper_alone", "sweep", "weight", "cross_fitted")},
     }
 
 
@@ -107,37 +134,45 @@ def _percent(value: float) -> str:
 
 def markdown(record: Mapping[str, Any]) -> str:
     labels = record["labels"]
-    rows: Sequence[Mapping[str, Any]] = record["sweep"]
-    by_weight = {r["weight"]: r for r in rows}
-    main, best = by_weight[0.0], by_weight[record["weight"]]
+    run = os.path.basename(record["run"])
 
     def line(name: str, row: Mapping[str, Any]) -> str:
         recall = " | ".join("-" if r is None else _percent(r) for r in row["recall"])
         return (f"| {name} | {_percent(row['accuracy'])} | {_percent(row['balanced_accuracy'])}"
                 f" | {recall} |")
 
-    total = record["total_params"]
-    cf = record["cross_fitted"]
-    dropped = ", ".join(record["dropped"]) or "none"
+    opinions: Sequence[Mapping[str, Any]] = record["opinions"]
     lines = [
-        f"## A second opinion from other labels: {os.path.basename(record['run'])} with "
-        f"{record['helper_label_set']}'s model on {record['dataset']} / {record['split']} "
-        f"({record['num_examples']:,} faces)", "",
+        f"## A second opinion from other labels: {run} with {record['helper_label_set']}'s "
+        f"model on {record['dataset']} / {record['split']} ({record['num_examples']:,} faces)",
+        "",
         "| model | accuracy % | balanced % | " + " | ".join(labels) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in labels) + " |",
-        line(f"{os.path.basename(record['run'])} alone", main),
-        line(f"helper alone ({record['helper_label_set']}, mapped by name)",
-             record["helper_alone"]),
-        line(f"both, helper weight {record['weight']:g} (chosen)", best), "",
-        f"The helper's classes go to the run's by name (dropped: {dropped}); its "
-        f"{'shipped prior correction is undone' if record['helper_tau_undone'] else 'outputs are used as they are'}"
-        f" and its mean prediction over {record['marginal_faces']:,} training faces divided out. "
-        f"Weight chosen for accuracy on this split; cross-fitted (chosen on one stratified "
-        f"half, scored on the other, both ways; weights "
-        f"{', '.join(f'{w:g}' for w in cf['weights_chosen'])}): accuracy "
-        f"{_percent(cf['accuracy'])}%, balanced {_percent(cf['balanced_accuracy'])}%. "
+        line(f"{run} alone", next(r for r in opinions[0]["sweep"] if r["weight"] == 0.0))]
+    for o in opinions:
+        lines.append(line(f"helper alone, {o['name']}", o["helper_alone"]))
+    notes = []
+    for o in opinions:
+        chosen = next(r for r in o["sweep"] if r["weight"] == o["weight"])
+        cf = o["cross_fitted"]
+        lines.append(line(f"both, helper {o['name']}, weight {o['weight']:g}", chosen))
+        lines.append(line(f"both, helper {o['name']}, cross-fitted (weights "
+                          f"{', '.join(f'{w:g}' for w in cf['weights_chosen'])})", cf))
+    total = record["total_params"]
+    dropped = ", ".join(record["dropped"]) or "none"
+    undone = ("its shipped prior correction undone" if record["helper_tau_undone"]
+              else "its outputs as they are")
+    fitted = next((o for o in opinions if "adapter_train_accuracy" in o), None)
+    if fitted:
+        notes.append(f"the linear map scores {_percent(fitted['adapter_train_accuracy'])}% "
+                     "on the training faces it was fitted on")
+    lines += [
+        "", f"The helper read at tau 0 ({undone}); mapped by name, {dropped} dropped; its "
+        f"mean prediction over {record['marginal_faces']:,} training faces divided out"
+        + "".join(f"; {n}" for n in notes) + ". Weights are chosen for accuracy on this "
+        "split; cross-fitted: chosen on one stratified half, scored on the other, both ways. "
         f"Parameters: {' + '.join(f'{p:,}' if p else '?' for p in record['params'])}"
-        + (f" = {total:,}." if total else "."), "",
+        + (f" = {total:,}" if total else "") + f". Plot: the helper {record['best']}.", "",
         "![helper weight](label_transfer.png)"]
     return "\n".join(lines) + "\n"
 
@@ -171,7 +206,8 @@ def main(argv=None, pipeline=None) -> int:
         json.dump(record, f, indent=2)
     pc.plot(record["sweep"], record["labels"], os.path.join(args.out, "label_transfer.png"),
             chosen=record["weight"], key="weight",
-            xlabel=f"weight of the {record['helper_label_set']} model's opinion",
+            xlabel=f"weight of the {record['helper_label_set']} model's opinion "
+                   f"({record['best']})",
             title="a second opinion from other labels of the same faces")
     print(text)
     return 0

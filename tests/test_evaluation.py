@@ -116,3 +116,24 @@ def test_second_opinion_fixes_what_the_main_model_gets_wrong():
         lt.combine(main, helper[:5], marginal, 1.0)
     with pytest.raises(ValueError, match=">= 0"):
         lt.combine(main, helper, marginal, -1.0)
+
+
+def test_adapter_learns_what_the_helper_calls_a_class_and_is_deterministic():
+    """The helper says 'neutral' (0) for the target's class 2: name-matching cannot know."""
+    from fer.evaluation import label_transfer as lt
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    helper_says = np.array([1, 2, 0])[labels]  # A fixed relabelling of the classes.
+    probs = np.full((300, 4), 0.1)
+    probs[np.arange(300), helper_says] = 0.7
+    adapter = lt.fit_adapter(np.log(probs), labels, 3)
+    out = adapter(np.log(probs))
+    assert out.shape == (300, 3) and np.allclose(np.exp(out).sum(1), 1)
+    assert (out.argmax(1) == labels).all()
+    again = lt.fit_adapter(np.log(probs), labels, 3)
+    np.testing.assert_array_equal(again.weights, adapter.weights)
+    with pytest.raises(ValueError, match="outside"):
+        lt.fit_adapter(np.log(probs), labels + 1, 3)
+    with pytest.raises(ValueError, match="N labels"):
+        lt.fit_adapter(np.log(probs), labels[:5], 3)

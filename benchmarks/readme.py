@@ -30,8 +30,9 @@ def _second_opinion(model: str) -> str:
     return ("FER+ gave FER2013's faces ten votes each; the shipped FER+ model learnt from "
             f"them on FER2013's own training faces. Here it is a second opinion for {model} "
             "(`benchmarks.label_transfer`): its probabilities mapped onto FER2013's classes "
-            "by name, its mean prediction over the training faces divided out, added to the "
-            "FER2013 model's log-probabilities with a weight chosen for accuracy.")
+            "by name or through a linear map fitted on the training faces, its mean "
+            "prediction over those faces divided out, added to the FER2013 model's "
+            "log-probabilities with a weight chosen for accuracy.")
 
 
 TABLES: Sequence[tuple[str, str, str]] = (
@@ -93,7 +94,8 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "designs for 2 epochs, MobileNet v1 and InceptionV3 at 96x96; resnet_fer_tiny for 30, all on 2 CPU "
      "cores): `resnet_fer_tiny` with the FER+ recipe's square-root class weights, "
      "`_unweighted` without them (FER2013's goal is plain accuracy; seeds 0 and 1), "
-     "`_mirrored`, the seed-0 run with mirror averaging and prior correction, and "
+     "`_mirrored`, the seed-0 run with mirror averaging and prior correction "
+     "(`_shifted_tau0`: over ten views at tau 0, the second-opinion table's FER2013 model), and "
      "`_ensemble`, both seeds combined the same way (`_tau0`: without prior correction, "
      "for the accuracy goal), and `_fullres`, the unweighted recipe at full resolution "
      "(stem stride 1; 100 minutes on 2 CPU cores), alone and mirrored "

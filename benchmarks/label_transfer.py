@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -38,6 +38,10 @@ def helper_shift(model_dir: str) -> np.ndarray | None:
     return np.asarray(ensemble_lib.prior_shift(ensemble["train_counts"], ensemble["tau"]))
 
 
+def _log(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probs, 1e-12, 1.0))
+
+
 def helper_probs(classifier, shift: np.ndarray | None, config, split: str, pipeline,
                  limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The helper's probabilities over its own classes at tau 0, and the split's labels."""
@@ -45,25 +49,23 @@ def helper_probs(classifier, shift: np.ndarray | None, config, split: str, pipel
 
     probs, labels = runtime.split_probs(classifier, config, split, pipeline, limit)
     if shift is not None:  # Undo the shipped correction: log p + shift, renormalised.
-        log_probs = np.log(np.clip(probs, 1e-12, 1.0)) + shift
-        probs = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
+        probs = np.exp(_log(probs) + shift)
         probs /= probs.sum(axis=1, keepdims=True)
     return probs, labels
-
-
-def _log(probs: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(probs, 1e-12, 1.0))
 
 
 def opinion(name: str, main_log: np.ndarray, helper_log: np.ndarray,
             train_helper_log: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """One way of reading the helper: alone, every weight, the chosen one, cross-fitted."""
     from fer.evaluation import label_transfer as lt
+    from fer.evaluation import metrics as metrics_lib
+    from fer.evaluation import prior_correction as pc
 
     marginal = lt.log_marginal(np.exp(train_helper_log))  # Training faces only.
     rows = lt.sweep(main_log, helper_log, marginal, labels)
+    alone = metrics_lib.confusion_matrix(labels, helper_log.argmax(-1), helper_log.shape[-1])
     return {"name": name, "helper_log_marginal": marginal.tolist(),
-            "helper_alone": lt.sweep(helper_log, helper_log, marginal, labels, (0.0,))[0],
+            "helper_alone": pc.score(alone),
             "sweep": rows, "weight": lt.choose(rows)["weight"],
             "cross_fitted": lt.cross_fitted(main_log, helper_log, marginal, labels)}
 
@@ -109,10 +111,10 @@ def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
                       _log(labels_lib.remap_probs(helped, src, dst)),
                       _log(labels_lib.remap_probs(train_helped, src, dst)), labels)
     adapter = lt.fit_adapter(_log(train_helped), train_labels, dst.num_classes)
+    train_adapted = adapter(_log(train_helped))
     fitted = opinion("through a linear map fitted on the training faces", main_log,
-                     adapter(_log(helped)), adapter(_log(train_helped)), labels)
-    fitted["adapter_train_accuracy"] = float(
-        (adapter(_log(train_helped)).argmax(-1) == train_labels).mean())
+                     adapter(_log(helped)), train_adapted, labels)
+    fitted["adapter_train_accuracy"] = float((train_adapted.argmax(-1) == train_labels).mean())
     best = max((by_name, fitted), key=lambda o: o["cross_fitted"]["accuracy"])
     params = [runtime.recorded_params(os.path.join(run_dir, "export")),
               runtime.recorded_params(helper_dir)]
@@ -141,18 +143,16 @@ def markdown(record: Mapping[str, Any]) -> str:
         return (f"| {name} | {_percent(row['accuracy'])} | {_percent(row['balanced_accuracy'])}"
                 f" | {recall} |")
 
-    opinions: Sequence[Mapping[str, Any]] = record["opinions"]
+    by_name, fitted = record["opinions"]
     lines = [
         f"## A second opinion from other labels: {run} with {record['helper_label_set']}'s "
         f"model on {record['dataset']} / {record['split']} ({record['num_examples']:,} faces)",
         "",
         "| model | accuracy % | balanced % | " + " | ".join(labels) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in labels) + " |",
-        line(f"{run} alone", next(r for r in opinions[0]["sweep"] if r["weight"] == 0.0))]
-    for o in opinions:
-        lines.append(line(f"helper alone, {o['name']}", o["helper_alone"]))
-    notes = []
-    for o in opinions:
+        line(f"{run} alone", next(r for r in by_name["sweep"] if r["weight"] == 0.0))]
+    lines += [line(f"helper alone, {o['name']}", o["helper_alone"]) for o in (by_name, fitted)]
+    for o in (by_name, fitted):
         chosen = next(r for r in o["sweep"] if r["weight"] == o["weight"])
         cf = o["cross_fitted"]
         lines.append(line(f"both, helper {o['name']}, weight {o['weight']:g}", chosen))
@@ -162,14 +162,11 @@ def markdown(record: Mapping[str, Any]) -> str:
     dropped = ", ".join(record["dropped"]) or "none"
     undone = ("its shipped prior correction undone" if record["helper_tau_undone"]
               else "its outputs as they are")
-    fitted = next((o for o in opinions if "adapter_train_accuracy" in o), None)
-    if fitted:
-        notes.append(f"the linear map scores {_percent(fitted['adapter_train_accuracy'])}% "
-                     "on the training faces it was fitted on")
     lines += [
         "", f"The helper read at tau 0 ({undone}); mapped by name, {dropped} dropped; its "
-        f"mean prediction over {record['marginal_faces']:,} training faces divided out"
-        + "".join(f"; {n}" for n in notes) + ". Weights are chosen for accuracy on this "
+        f"mean prediction over {record['marginal_faces']:,} training faces divided out; the "
+        f"linear map scores {_percent(fitted['adapter_train_accuracy'])}% on the training "
+        "faces it was fitted on. Weights are chosen for accuracy on this "
         "split; cross-fitted: chosen on one stratified half, scored on the other, both ways. "
         f"Parameters: {' + '.join(f'{p:,}' if p else '?' for p in record['params'])}"
         + (f" = {total:,}" if total else "") + f". Plot: the helper {record['best']}.", "",

@@ -23,8 +23,6 @@ from fer.export import ship
 RESULTS_BEGIN = "<!-- results:begin (python -m benchmarks.readme writes this section) -->"
 RESULTS_END = "<!-- results:end -->"
 
-# (results subfolder, markdown file, sentence put before the table).
-
 
 def _second_opinion(model: str) -> str:
     return ("FER+ gave FER2013's faces ten votes each; the shipped FER+ model learnt from "
@@ -35,6 +33,7 @@ def _second_opinion(model: str) -> str:
             "log-probabilities with a weight chosen for accuracy.")
 
 
+# (results subfolder, markdown file, sentence put before the table).
 TABLES: Sequence[tuple[str, str, str]] = (
     ("compare_ferplus", "compare.md",
      "The designs trained on FER+ (8 classes), scored on the validation faces FER+'s "

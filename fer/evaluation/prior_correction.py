@@ -133,13 +133,13 @@ def plot(rows: Sequence[dict[str, Any]], labels: Sequence[str], path: str,
     from fer.evaluation import plots  # noqa: F401  (sets the Agg backend)
     import matplotlib.pyplot as plt
 
-    taus = [r[key] for r in rows]
+    xs = [r[key] for r in rows]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     recalls = np.array([[np.nan if v is None else v for v in r["recall"]] for r in rows])
     for i, label in enumerate(labels):
-        ax.plot(taus, 100 * recalls[:, i], lw=1, alpha=0.6, label=label)
-    ax.plot(taus, [100 * r["accuracy"] for r in rows], "k-", lw=2.5, label="accuracy")
-    ax.plot(taus, [100 * r["balanced_accuracy"] for r in rows], "k--", lw=2.5,
+        ax.plot(xs, 100 * recalls[:, i], lw=1, alpha=0.6, label=label)
+    ax.plot(xs, [100 * r["accuracy"] for r in rows], "k-", lw=2.5, label="accuracy")
+    ax.plot(xs, [100 * r["balanced_accuracy"] for r in rows], "k--", lw=2.5,
             label="balanced accuracy")
     if chosen is not None:
         ax.axvline(chosen, color="red", ls=":", label=f"chosen {key} = {chosen:g}")

@@ -110,13 +110,42 @@ def decode_photo(data: bytes, *, work_side: int = WORK_SIDE,
     image = _apply_orientation(image, orientation)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
+    return Photo(image=_to_work_size(image, work_side), width=width, height=height,
+                 format=fmt)
+
+
+def from_array(image: np.ndarray, *, work_side: int = WORK_SIDE) -> Photo:
+    """An in-memory uint8 image, (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA, as a
+    Photo reduced as decoded files are (so an array and its PNG give the same faces).
+
+    Channels are taken as RGB, never BGR; alpha is composited on white.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image array, got "
+                         f"{getattr(image, 'dtype', type(image).__name__)} (scale 16-bit "
+                         f"or float images to 0..255 first)")
+    channels = image.shape[2] if image.ndim == 3 else 1 if image.ndim == 2 else 0
+    if channels not in (1, 3, 4) or 0 in image.shape:
+        raise ValueError(f"expected an image array (H, W) gray, (H, W, 3) RGB or "
+                         f"(H, W, 4) RGBA, got shape {image.shape}")
+    if channels == 1:
+        rgb = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+    elif channels == 4:
+        rgb = _over_white(image[:, :, :3], image[:, :, 3:])
+    else:
+        rgb = image
     h, w = image.shape[:2]
-    if max(h, w) >= 2 * work_side:  # Non-JPEGs (or odd JPEG sizes) reduced once here.
+    return Photo(image=_to_work_size(rgb, work_side), width=w, height=h, format="array")
+
+
+def _to_work_size(image: np.ndarray, work_side: int) -> np.ndarray:
+    """Reduces once to a long side of `work_side` if it is twice that or more."""
+    h, w = image.shape[:2]
+    if max(h, w) >= 2 * work_side:  # Non-JPEGs (or odd JPEG sizes) reduced here.
         s = work_side / max(h, w)
         image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
                            interpolation=cv2.INTER_AREA)
-    return Photo(image=np.ascontiguousarray(image), width=width, height=height,
-                 format=fmt)
+    return np.ascontiguousarray(image)
 
 
 def _read_header(data: bytes) -> tuple[int, int, str, int]:

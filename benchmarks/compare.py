@@ -89,7 +89,7 @@ def ensure_export(workdir: str, variants: Sequence[str], allow: bool) -> dict[st
         print(f"Exporting {workdir}: {', '.join(wanted)}", flush=True)
         try:
             tflite.export_workdir(workdir, wanted)
-        except tflite.Int8AgreementError as e:
+        except tflite.QuantizationRefused as e:
             print(f"  {e}", flush=True)
         record = tflite.load_record(export_dir)
     return record

@@ -95,7 +95,7 @@ def test_int8_agreement_is_recorded_and_measured_on_validation(trained, pipeline
     entry = record["variants"]["int8"]
     assert record["validation_source"] == "validation"
     assert entry["num_validation"] == len(pipeline.splits["validation"][1])
-    assert entry["top1_agreement"] >= tflite.MIN_INT8_AGREEMENT
+    assert entry["top1_agreement"] >= tflite.MIN_AGREEMENT
     classifier = runtime.LiteRTClassifier(out_dir, variant="int8")
     assert classifier.input_dtype == np.int8  # Full integer, input included.
     faces = _validation_uint8(pipeline)
@@ -106,31 +106,93 @@ def test_int8_agreement_is_recorded_and_measured_on_validation(trained, pipeline
     np.testing.assert_allclose(int8.sum(-1), 1.0, atol=0.05)
 
 
-def test_badly_calibrated_int8_is_refused_and_not_kept(tmp_path, loaded, pipeline):
+def _accuracies(probs, labels):
+    from fer.evaluation import metrics
+    cm = metrics.confusion_matrix(labels, probs.argmax(-1), probs.shape[-1])
+    return metrics.accuracy(cm), metrics.balanced_accuracy(cm)
+
+
+def test_every_variant_is_judged_by_accuracy_on_labelled_faces(trained, pipeline):
+    """export_workdir passes the validation labels: each variant's accuracy and its
+    drop from the float32 model are recorded, and an accepted one is within the limit."""
+    _, out_dir, record = trained
+    labels = pipeline.splits["validation"][1]
+    faces = _validation_uint8(pipeline)
+    assert record["acceptance"]["labelled"]
+    reference = record["float32_reference"]
+    for variant, entry in record["variants"].items():
+        probs = runtime.LiteRTClassifier(out_dir, variant=variant).predict_probs(faces)
+        accuracy, balanced = _accuracies(probs, labels)
+        assert entry["accuracy"] == pytest.approx(accuracy, abs=0.011)
+        assert entry["balanced_accuracy"] == pytest.approx(balanced, abs=0.011)
+        assert entry["accuracy_drop_points"] == pytest.approx(
+            100 * (reference["accuracy"] - entry["accuracy"]))
+        if variant in tflite.QUANTIZED:
+            assert entry["accuracy_drop_points"] <= tflite.MAX_ACCURACY_DROP
+            assert entry["balanced_accuracy_drop_points"] <= tflite.MAX_ACCURACY_DROP
+
+
+def test_int8_that_loses_accuracy_is_refused_with_the_numbers(tmp_path, loaded, pipeline):
     module, variables, spec, _ = loaded
     faces = _validation_uint8(pipeline)
+    labels = pipeline.splits["validation"][1]
     stale = tmp_path / "model_int8.tflite"
     stale.write_bytes(b"an earlier export")
-    with pytest.raises(tflite.Int8AgreementError, match="int8 model refused"):
+    with pytest.raises(tflite.QuantizationRefused, match="int8 model refused") as error:
         # Black calibration images: every activation range collapses to zero.
         tflite.export(module, variables, spec, str(tmp_path), variants=("float32", "int8"),
                       calibration_images=np.zeros_like(faces[:20]),
-                      validation_images=faces)
+                      validation_images=faces, validation_labels=labels,
+                      min_agreement=0.0)  # Refused on accuracy alone.
     assert not stale.exists()
     assert (tmp_path / "model.tflite").exists()
     record = json.loads((tmp_path / "export.json").read_text())
     assert set(record["variants"]) == {"float32"}
-    assert record["refused"]["int8"]["top1_agreement"] < tflite.MIN_INT8_AGREEMENT
+    refused = record["refused"]["int8"]
+    assert refused["accuracy_drop_points"] > tflite.MAX_ACCURACY_DROP
+    message = str(error.value)
+    for value in (refused["accuracy"], record["float32_reference"]["accuracy"]):
+        assert f"{value:.2%}" in message
+    assert f"{refused['accuracy_drop_points']:.2f} points lost" in message
+    assert f"{len(faces)} validation faces" in message
 
 
-def test_agreement_threshold_is_enforced(tmp_path, loaded, pipeline):
+def test_the_accuracy_limit_decides(tmp_path, loaded, pipeline):
+    """The same int8 model, judged against labels it loses on or gains on."""
     module, variables, spec, _ = loaded
     faces = _validation_uint8(pipeline)
-    with pytest.raises(tflite.Int8AgreementError) as error:
+    calibration = np.zeros_like(faces[:20])  # Black faces: a lossy int8.
+    float_labels = np.asarray(jax.nn.softmax(module.apply(
+        variables, spec_lib.normalise(faces), train=False))).argmax(-1)
+    kwargs = dict(variants=("int8",), calibration_images=calibration,
+                  validation_images=faces, min_agreement=0.0)
+    record = tflite.export(module, variables, spec, str(tmp_path / "lenient"),
+                           validation_labels=float_labels, max_accuracy_drop=100.0, **kwargs)
+    entry = record["variants"]["int8"]
+    drop = entry["accuracy_drop_points"]
+    assert record["float32_reference"]["accuracy"] == 1.0
+    assert drop == pytest.approx(100 * (1 - entry["top1_agreement"]))
+    assert drop > 0
+    with pytest.raises(tflite.QuantizationRefused, match="accuracy"):
+        tflite.export(module, variables, spec, str(tmp_path / "strict"),
+                      validation_labels=float_labels, max_accuracy_drop=drop / 2, **kwargs)
+    # Against its own answers the int8 model loses nothing: accepted at the default limit.
+    int8_probs = runtime.LiteRTClassifier(str(tmp_path / "lenient"),
+                                          variant="int8").predict_probs(faces)
+    record = tflite.export(module, variables, spec, str(tmp_path / "own"),
+                           validation_labels=int8_probs.argmax(-1), **kwargs)
+    assert record["variants"]["int8"]["accuracy_drop_points"] < 0
+
+
+def test_agreement_floor_is_enforced(tmp_path, loaded, pipeline):
+    module, variables, spec, _ = loaded
+    faces = _validation_uint8(pipeline)
+    with pytest.raises(tflite.QuantizationRefused, match="below the floor") as error:
         tflite.export(module, variables, spec, str(tmp_path), variants=("int8",),
                       calibration_images=faces, validation_images=faces,
-                      min_int8_agreement=1.01)
+                      min_agreement=1.01)
     assert error.value.record["refused"]["int8"]["top1_agreement"] <= 1.0
+    assert not error.value.record["acceptance"]["labelled"]
     assert not list(tmp_path.glob("*.tflite"))
 
 
@@ -184,6 +246,12 @@ def test_bad_requests_fail_clearly(tmp_path, loaded):
     with pytest.raises(ValueError, match="needs calibration images"):
         tflite.export(module, variables, spec, str(tmp_path), variants=("int8",),
                       validation_images=images)
+    with pytest.raises(ValueError, match="validation labels: expected 4 integers"):
+        tflite.export(module, variables, spec, str(tmp_path), validation_images=images,
+                      validation_labels=np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="validation labels: expected 0.."):
+        tflite.export(module, variables, spec, str(tmp_path), validation_images=images,
+                      validation_labels=np.full(4, len(spec.labels)))
 
 
 def test_runtime_resizes_a_dynamic_batch_model(tmp_path, trained, loaded, pipeline):

@@ -18,18 +18,23 @@ _CALIBRATION = flags.DEFINE_integer(
     "calibration", 500, "Training images used to calibrate int8.")
 _VALIDATION = flags.DEFINE_integer(
     "num_validation", 1000, "Validation images every variant is compared with JAX on.")
+_MAX_DROP = flags.DEFINE_float(
+    "max_accuracy_drop", 1.0, "Refuse a quantized variant whose validation accuracy or "
+    "balanced accuracy is more than this many points below float32's.")
 _MIN_AGREEMENT = flags.DEFINE_float(
-    "min_int8_agreement", 0.99, "Refuse an int8 model below this top-1 agreement.")
+    "min_agreement", 0.95, "Refuse a quantized variant below this top-1 agreement.")
 
 
 def summary_table(record) -> str:
-    lines = ["| variant | file | KiB | top-1 agreement | max abs delta p | convert s |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| variant | file | KiB | accuracy | balanced accuracy | top-1 agreement | "
+             "max abs delta p | convert s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for status, entries in (("", record["variants"]), (" (refused)", record["refused"])):
         for name, e in entries.items():
+            accuracy = " | ".join(f"{e[k]:.2%}" if k in e else "-"
+                                  for k in ("accuracy", "balanced_accuracy"))
             lines.append(f"| {name}{status} | {e['file'] or '-'} | {e['bytes'] / 1024:.1f} | "
-                         f"{e['top1_agreement']:.2%} | {e['max_abs_delta_p']:.2e} | "
-                         f"{e['convert_seconds']:.1f} |")
+                         f"{accuracy} | {e['top1_agreement']:.2%} | "
+                         f"{e['max_abs_delta_p']:.2e} | {e['convert_seconds']:.1f} |")
     return "\n".join(lines)
 
 
@@ -43,8 +48,8 @@ def main(argv):
         out_dir = tflite.export_workdir(
             _WORKDIR.value, tuple(_VARIANTS.value), calibration=_CALIBRATION.value,
             num_validation=_VALIDATION.value, which=which, out_dir=_OUT.value,
-            min_int8_agreement=_MIN_AGREEMENT.value)
-    except tflite.Int8AgreementError as e:
+            max_accuracy_drop=_MAX_DROP.value, min_agreement=_MIN_AGREEMENT.value)
+    except tflite.QuantizationRefused as e:
         print(summary_table(e.record))
         raise SystemExit(f"\nError: {e}")
     print(f"Exported to {out_dir}\n")

@@ -10,9 +10,14 @@ Why this shape:
   model with Flex ops would not run on the stock LiteRT wheel of a phone or Pi.
 - The StableHLO quantizer option of the converter is not used: it silently
   writes an unquantized file.
-- Every variant is run on real validation images beside the JAX model;
-  `export.json` records max |delta p| and top-1 agreement, and an int8 model
-  below `min_int8_agreement` is refused (Int8AgreementError) and not kept.
+- Every variant is run on real validation faces beside the JAX model;
+  `export.json` records max |delta p| and top-1 agreement and, given the faces'
+  labels, each variant's accuracy and balanced accuracy. A quantized variant
+  (float16, dynamic_range, int8) is judged by what its users lose: refused
+  (QuantizationRefused, not kept) when either accuracy falls more than
+  `max_accuracy_drop` points below the float32 model's on the same faces, or
+  when its top-1 agreement is under `min_agreement` (a floor below which an
+  accuracy measured on ~1,000 faces could hide a broken model; docs/export.md).
 """
 
 from __future__ import annotations
@@ -33,17 +38,26 @@ from fer.export import runtime
 VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic_range", "int8")
 EXPORT_DIRNAME = "export"
 EXPORT_RECORD = "export.json"
-MIN_INT8_AGREEMENT = 0.99
+QUANTIZED: tuple[str, ...] = ("float16", "dynamic_range", "int8")
+# A quantized variant may lose at most this many points of validation accuracy
+# and of balanced accuracy against the float32 model on the same faces.
+MAX_ACCURACY_DROP = 1.0
+# ...and must give the float32 model's top-1 answer on at least this share of
+# them (each changed answer moves accuracy by 1/N; see docs/export.md).
+MIN_AGREEMENT = 0.95
 # int8 calibration is slow beyond a few hundred images and gains nothing.
 MAX_CALIBRATION_IMAGES = 500
 
 
-class Int8AgreementError(RuntimeError):
-    """An int8 model agreed with its JAX model on too few validation images."""
+class QuantizationRefused(RuntimeError):
+    """A quantized variant lost too much accuracy (or agreement) against float32."""
 
     def __init__(self, message: str, record: Mapping[str, Any] | None = None):
         super().__init__(message)
         self.record = dict(record or {})
+
+
+Int8AgreementError = QuantizationRefused  # The name callers caught before the accuracy rule.
 
 
 def _as_unit_float(images: np.ndarray | None, spec: spec_lib.ModelSpec,
@@ -136,17 +150,48 @@ def builtin_op_problems(op_names: Iterable[str]) -> list[str]:
                    if op.startswith("Flex") or op.upper() == "CUSTOM"})
 
 
-def compare(tflite_path: str, reference: np.ndarray, images: np.ndarray) -> dict[str, Any]:
-    """max |delta p| and top-1 agreement of a .tflite against reference probabilities."""
+def label_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy and balanced accuracy of probabilities against integer labels."""
+    from fer.evaluation import metrics
+
+    cm = metrics.confusion_matrix(labels, probs.argmax(-1), probs.shape[-1])
+    return {"accuracy": metrics.accuracy(cm),
+            "balanced_accuracy": metrics.balanced_accuracy(cm)}
+
+
+def compare(tflite_path: str, reference: np.ndarray, images: np.ndarray,
+            labels: np.ndarray | None = None) -> dict[str, Any]:
+    """A .tflite against reference probabilities: max |delta p|, top-1 agreement
+    and, given labels, its accuracy and balanced accuracy."""
     classifier = runtime.LiteRTClassifier(tflite_path)
     probs = classifier.predict_normalised(images)
     delta = np.abs(probs - reference)
-    return {"num_validation": int(len(images)),
-            "max_abs_delta_p": float(delta.max()) if delta.size else 0.0,
-            "mean_abs_delta_p": float(delta.mean()) if delta.size else 0.0,
-            "top1_agreement": float(np.mean(probs.argmax(-1) == reference.argmax(-1)))
-            if len(images) else float("nan"),
-            "ops": sorted(set(classifier.op_names()) - {"DELEGATE"})}
+    out = {"num_validation": int(len(images)),
+           "max_abs_delta_p": float(delta.max()) if delta.size else 0.0,
+           "mean_abs_delta_p": float(delta.mean()) if delta.size else 0.0,
+           "top1_agreement": float(np.mean(probs.argmax(-1) == reference.argmax(-1)))
+           if len(images) else float("nan"),
+           "ops": sorted(set(classifier.op_names()) - {"DELEGATE"})}
+    if labels is not None:
+        out.update(label_metrics(probs, labels))
+    return out
+
+
+def refusal_reasons(entry: Mapping[str, Any], reference: Mapping[str, float] | None, *,
+                    max_accuracy_drop: float, min_agreement: float) -> list[str]:
+    """Why a quantized variant's check fails the rules (empty: accepted)."""
+    reasons = []
+    for key, name in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy")):
+        if reference is None or key not in entry:
+            continue
+        drop = 100 * (reference[key] - entry[key])
+        if not drop <= max_accuracy_drop:
+            reasons.append(f"{name} {entry[key]:.2%} vs {reference[key]:.2%} for float32 "
+                           f"({drop:.2f} points lost, at most {max_accuracy_drop:g} allowed)")
+    if not entry["top1_agreement"] >= min_agreement:
+        reasons.append(f"top-1 agreement {entry['top1_agreement']:.2%} with float32, "
+                       f"below the floor of {min_agreement:.2%}")
+    return reasons
 
 
 def _versions() -> dict[str, str]:
@@ -160,11 +205,26 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _as_labels(labels: np.ndarray | None, count: int, num_classes: int) -> np.ndarray | None:
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"validation labels: expected {count} integers (one per "
+                         f"validation image), got {labels.dtype} {labels.shape}")
+    if count and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"validation labels: expected 0..{num_classes - 1} as in "
+                         f"model.json, got {labels.min()}..{labels.max()}")
+    return labels
+
+
 def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
            variants: Sequence[str] = ("float32",),
            calibration_images: np.ndarray | None = None,
-           validation_images: np.ndarray | None = None, *,
-           min_int8_agreement: float = MIN_INT8_AGREEMENT,
+           validation_images: np.ndarray | None = None,
+           validation_labels: np.ndarray | None = None, *,
+           max_accuracy_drop: float = MAX_ACCURACY_DROP,
+           min_agreement: float = MIN_AGREEMENT,
            max_calibration_images: int = MAX_CALIBRATION_IMAGES,
            seed: int = 0) -> dict[str, Any]:
     """Converts a Flax model to TFLite variants and checks each against JAX.
@@ -183,11 +243,15 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
       validation_images: real validation images the exported models are
         compared on; without them the calibration images are used (recorded
         as `validation_source`).
-      min_int8_agreement: refuse an int8 model below this top-1 agreement.
+      validation_labels: their integer labels (spec.labels order). With them a
+        quantized variant is refused when its accuracy or balanced accuracy is
+        more than `max_accuracy_drop` points below the float32 (JAX) model's on
+        the same faces; without them only the agreement floor is checked.
+      min_agreement: refuse a quantized variant below this top-1 agreement.
 
     Returns:
-      The export.json record. Raises Int8AgreementError (after writing every
-      other variant and export.json) when the int8 model is refused.
+      The export.json record. Raises QuantizationRefused (after writing every
+      other variant and export.json) when a quantized variant is refused.
     """
     variants = tuple(dict.fromkeys(variants))
     unknown = [v for v in variants if v not in VARIANTS]
@@ -200,8 +264,11 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
         if calibration is None:
             raise ValueError("export needs validation_images (or at least "
                              "calibration_images) to compare TFLite with JAX")
+        if validation_labels is not None:
+            raise ValueError("validation_labels were given without validation_images")
         logging.warning("No validation images: comparing on calibration images.")
         validation, source = calibration, "calibration"
+    labels = _as_labels(validation_labels, len(validation), len(spec.labels))
     if calibration is not None and len(calibration) > max_calibration_images:
         pick = np.random.default_rng(seed).choice(
             len(calibration), max_calibration_images, replace=False)
@@ -210,6 +277,7 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
     os.makedirs(out_dir, exist_ok=True)
     spec.save(out_dir)
     reference = jax_probs(module, variables, validation)
+    reference_metrics = None if labels is None else label_metrics(reference, labels)
     started = time.perf_counter()
     holder, cf = concrete_function(module, variables, spec)
     trace_seconds = time.perf_counter() - started
@@ -218,10 +286,13 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
         "spec": spec.to_dict(), "input_batch": 1, "output": "softmax probabilities",
         "validation_source": source, "num_validation": int(len(validation)),
         "num_calibration": int(len(calibration)) if calibration is not None else 0,
-        "min_int8_agreement": float(min_int8_agreement),
+        "float32_reference": reference_metrics,
+        "acceptance": {"quantized": list(QUANTIZED), "labelled": labels is not None,
+                       "max_accuracy_drop_points": float(max_accuracy_drop),
+                       "min_agreement": float(min_agreement)},
         "trace_seconds": round(trace_seconds, 3), "versions": _versions(),
         "variants": {}, "refused": {}}
-    refusal = None
+    refusals = []
     for variant in variants:
         started = time.perf_counter()
         flatbuffer = convert(holder, cf, variant, calibration)
@@ -231,39 +302,43 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
         with os.fdopen(fd, "wb") as f:
             f.write(flatbuffer)
         try:
-            check = compare(scratch, reference, validation)
+            check = compare(scratch, reference, validation, labels)
         except Exception:
             os.remove(scratch)
             raise
         entry = {"file": runtime.model_filename(variant), "bytes": len(flatbuffer),
                  "convert_seconds": round(seconds, 3), **check}
+        if reference_metrics is not None:
+            entry.update({f"{k}_drop_points": 100 * (reference_metrics[k] - check[k])
+                          for k in reference_metrics})
         problems = builtin_op_problems(check["ops"])
         if problems:
             os.remove(scratch)
             raise RuntimeError(f"{variant} model uses ops outside LiteRT's built-ins: "
                                f"{problems}")
-        if variant == "int8" and not check["top1_agreement"] >= min_int8_agreement:
+        reasons = (refusal_reasons(check, reference_metrics, min_agreement=min_agreement,
+                                   max_accuracy_drop=max_accuracy_drop)
+                   if variant in QUANTIZED else [])
+        if reasons:
             os.remove(scratch)
             stale = os.path.join(out_dir, entry["file"])
-            if os.path.exists(stale):  # An earlier export's int8 must not survive.
+            if os.path.exists(stale):  # An earlier export's file must not survive.
                 os.remove(stale)
             entry["file"] = None
             record["refused"][variant] = entry
-            refusal = (
-                f"int8 model refused: top-1 agreement with the JAX model is "
-                f"{check['top1_agreement']:.2%} on {len(validation)} {source} images, "
-                f"below the required {min_int8_agreement:.2%} (max |delta p| "
-                f"{check['max_abs_delta_p']:.3f}). Calibrate on more, or more "
-                f"representative, real training images, or ship the float16 / "
-                f"dynamic_range variant instead.")
-            logging.error(refusal)
+            refusals.append(
+                f"{variant} model refused on {len(validation)} {source} faces: "
+                f"{'; '.join(reasons)} (top-1 agreement {check['top1_agreement']:.2%}, "
+                f"max |delta p| {check['max_abs_delta_p']:.3f}).")
+            logging.error(refusals[-1])
             continue
         os.chmod(scratch, 0o644)
         os.replace(scratch, os.path.join(out_dir, entry["file"]))
         record["variants"][variant] = entry
-        logging.info("Exported %s: %d bytes, top-1 agreement %.4f, max |dp| %.2e",
+        logging.info("Exported %s: %d bytes, top-1 agreement %.4f, max |dp| %.2e%s",
                      variant, len(flatbuffer), check["top1_agreement"],
-                     check["max_abs_delta_p"])
+                     check["max_abs_delta_p"],
+                     f", accuracy {check['accuracy']:.4f}" if "accuracy" in check else "")
 
     accepted = list(record["variants"])
     if accepted and "float32" not in accepted:
@@ -274,8 +349,10 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
     record["default"] = accepted[0] if accepted else None
     with open(os.path.join(out_dir, EXPORT_RECORD), "w") as f:
         json.dump(record, f, indent=2)
-    if refusal:
-        raise Int8AgreementError(refusal, record)
+    if refusals:
+        raise QuantizationRefused(
+            " ".join(refusals) + " Calibrate on more, or more representative, real "
+            "training faces, or ship another variant.", record)
     return record
 
 
@@ -285,37 +362,47 @@ def load_record(export_dir: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def split_images(config, split: str, limit: int, *, pipeline=None,
-                 batch_size: int = 256) -> np.ndarray:
-    """Up to `limit` float images in [0, 1] of one split, in the pipeline's eval order."""
+def split_faces(config, split: str, limit: int, *, pipeline=None,
+                batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `limit` (float images in [0, 1], integer labels) of one split, in the
+    pipeline's eval order."""
     if pipeline is None:
         from fer.data import input_pipeline as pipeline
-    images, count = [], 0
+    images, labels, count = [], [], 0
     for batch in pipeline.create_split(config, split, train=False,
                                        batch_size=batch_size, seed=int(config.get("seed", 0))):
         keep = np.asarray(batch.get("mask", np.ones(len(batch["image"])))) > 0
         chosen = np.asarray(batch["image"], np.float32)[keep][:limit - count]
         images.append(chosen)
+        labels.append(np.asarray(batch["label"], np.int64)[keep][:len(chosen)])
         count += len(chosen)
         if count >= limit:
             break
     if not count:
         raise ValueError(f"split {split!r} of dataset {config.get('dataset')!r} gave no "
                          "images to calibrate or validate the export with")
-    return np.concatenate(images)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def split_images(config, split: str, limit: int, *, pipeline=None,
+                 batch_size: int = 256) -> np.ndarray:
+    """Up to `limit` float images in [0, 1] of one split, in the pipeline's eval order."""
+    return split_faces(config, split, limit, pipeline=pipeline, batch_size=batch_size)[0]
 
 
 def export_workdir(workdir: str, variants: Sequence[str] = ("float32",), *,
                    calibration: int = MAX_CALIBRATION_IMAGES,
                    num_validation: int = 1000, which: str | int = "best",
                    out_dir: str | None = None,
-                   min_int8_agreement: float = MIN_INT8_AGREEMENT,
+                   max_accuracy_drop: float = MAX_ACCURACY_DROP,
+                   min_agreement: float = MIN_AGREEMENT,
                    pipeline=None) -> str:
     """Exports a training run's checkpoint to `workdir/export/`; returns that directory.
 
     Calibration images come from the run's training split and comparison
-    images from its validation split, read through the same input pipeline
-    (and preprocessing) as training, so the int8 ranges match what the model saw.
+    faces (with their labels, which judge the quantized variants) from its
+    validation split, read through the same input pipeline (and preprocessing)
+    as training, so the int8 ranges match what the model saw.
     """
     from fer.training import checkpoint as checkpoint_lib
 
@@ -324,11 +411,12 @@ def export_workdir(workdir: str, variants: Sequence[str] = ("float32",), *,
     if "int8" in variants:
         calibration_images = split_images(
             config, config.get("train_split", "train"), calibration, pipeline=pipeline)
-    validation_images = split_images(
+    validation_images, validation_labels = split_faces(
         config, config.get("eval_split", "validation"), num_validation, pipeline=pipeline)
     out_dir = out_dir or os.path.join(workdir, EXPORT_DIRNAME)
     export(module, variables, spec, out_dir, variants=variants,
            calibration_images=calibration_images, validation_images=validation_images,
-           min_int8_agreement=min_int8_agreement, max_calibration_images=calibration,
+           validation_labels=validation_labels, max_accuracy_drop=max_accuracy_drop,
+           min_agreement=min_agreement, max_calibration_images=calibration,
            seed=int(config.get("seed", 0)))
     return out_dir

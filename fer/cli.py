@@ -1,7 +1,7 @@
 """The `fer` console script: scan, filter, predict, gallery (also `python -m fer`).
 
   fer scan DIR [--db PATH] [--model DIR] [--detector blazeface|haar] [--workers N]
-  fer filter --label happy [--db PATH]
+  fer filter --label happy [--mode any|all|largest] [--db PATH]
   fer predict PHOTO... [--model DIR] [--detector ...]
   fer gallery [--db PATH] [--out DIR | --serve [--host 127.0.0.1] [--port 8000]]
 """
@@ -14,8 +14,8 @@ import os
 import sys
 from typing import Sequence
 
-from fer import labels as labels_lib
 from fer.gallery import analyze as analyze_lib
+from fer.gallery import filters as filters_lib
 from fer.gallery.index import DEFAULT_DB
 
 
@@ -44,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("filter", help="print indexed photos with an expression")
     p.add_argument("--label", required=True,
-                   help="expression (any spelling, e.g. happy, happiness) or 'multiple'")
+                   help="expression (any spelling, e.g. happy, happiness), 'multiple' "
+                        "(several faces) or 'none' (no face)")
+    p.add_argument("--mode", choices=filters_lib.MODES, default=filters_lib.DEFAULT_MODE,
+                   help="which faces must show the expression: any (default), all, or "
+                        "the largest")
     p.add_argument("--db", default=DEFAULT_DB)
     p.add_argument("--json", action="store_true", help="JSON lines with faces")
 
@@ -91,11 +95,10 @@ def _scan(args) -> int:
 def _filter(args) -> int:
     from fer.gallery import index as index_lib
 
-    label = args.label.strip().lower()
-    label = label if label == analyze_lib.MULTIPLE else labels_lib.canonical(label)
+    label = filters_lib.parse_label(args.label)
     conn = index_lib.open_existing(args.db)
     try:
-        for photo in index_lib.photos(conn, label):
+        for photo in filters_lib.select(index_lib.photos(conn), label, args.mode):
             if args.json:
                 print(json.dumps({k: photo[k] for k in (
                     "path", "label", "confidence", "faces")}, ensure_ascii=False))
@@ -130,7 +133,14 @@ def _gallery(args) -> int:
         page = web.write_static(args.db, args.out)
         print(f"wrote {page}")
         return 0
-    server = web.make_server(args.db, args.host, args.port)
+    try:
+        server = web.make_server(args.db, args.host, args.port)
+    except OSError as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        print(f"fer gallery: error: cannot listen on {args.host}:{args.port}: "
+              f"{e.strerror or e}", file=sys.stderr)
+        return 2
     host, port = server.server_address[:2]
     print(f"serving {os.path.abspath(args.db)} at http://{host}:{port}/ (Ctrl-C stops)",
           flush=True)

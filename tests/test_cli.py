@@ -82,8 +82,11 @@ def test_scan_filter_gallery_with_two_workers(model_dir, library, tmp_path, caps
     # Rescan: nothing new.
     code, out, _ = _run(capsys, "scan", root, "--db", db, "--model", model_dir, "--quiet")
     assert code == 0 and "0 classified now" in out and "huge.png: image too large" in out
-    # Filter by each label present: exactly the photos the index gives that label.
-    rows = sqlite3.connect(db).execute("SELECT path, label FROM photos").fetchall()
+    # Filter by each label present: exactly the photos with a face showing it (the
+    # default mode, any face; test_gallery_web tests the modes), and `multiple`.
+    rows = sqlite3.connect(db).execute(
+        "SELECT path, label FROM photos WHERE label = 'multiple' UNION "
+        "SELECT path, faces.label FROM faces JOIN photos ON photos.id = photo_id").fetchall()
     by_label = {}
     for path, label in rows:
         by_label.setdefault(label, set()).add(path)

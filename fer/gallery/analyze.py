@@ -38,16 +38,23 @@ class Classifier(Protocol):
 
 
 def default_model_dir(shipped: str = spec_lib.SHIPPED_MODEL_DIR) -> str:
-    """The model `fer` uses without --model: $FER_MODEL, else the shipped one."""
-    candidates = [os.environ[MODEL_ENV]] if os.environ.get(MODEL_ENV) else []
-    candidates.append(shipped)
-    for directory in candidates:
-        if os.path.exists(os.path.join(directory, spec_lib.SPEC_FILENAME)):
-            return directory
+    """The model `fer` uses without --model: $FER_MODEL, else the shipped one.
+
+    A set $FER_MODEL that is not a model directory is an error, never a silent
+    fallback to the shipped model.
+    """
+    if directory := os.environ.get(MODEL_ENV):
+        if not os.path.exists(os.path.join(directory, spec_lib.SPEC_FILENAME)):
+            raise FileNotFoundError(
+                f"{MODEL_ENV}={directory} is not an exported model directory (no "
+                f"{spec_lib.SPEC_FILENAME} there): point it at one written by launch.py "
+                f"or fer.export, or unset {MODEL_ENV} to use the shipped model")
+        return directory
+    if os.path.exists(os.path.join(shipped, spec_lib.SPEC_FILENAME)):
+        return shipped
     raise FileNotFoundError(
-        f"no expression model found (looked in {', '.join(candidates)}): train one "
-        f"with launch.py and pass its exported directory with --model DIR "
-        f"(or set {MODEL_ENV})")
+        f"no expression model found (looked in {shipped}): train one with launch.py "
+        f"and pass its exported directory with --model DIR (or set {MODEL_ENV})")
 
 
 def load_classifier(model_dir: str | None = None, num_threads: int = 1) -> Classifier:

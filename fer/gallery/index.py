@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import sqlite3
 import time
 from typing import Iterator
@@ -51,6 +52,9 @@ CREATE TABLE IF NOT EXISTS skipped (
   size INTEGER, mtime_ns INTEGER,
   reason TEXT NOT NULL
 );
+-- Each folder that held indexed photos, with its real path when scanned: the
+-- server refuses a photo whose folder has since been swapped for a link.
+CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, real TEXT NOT NULL);
 """
 
 
@@ -81,6 +85,22 @@ def open_existing(db_path: str) -> sqlite3.Connection:
         raise FileNotFoundError(f"no photo index at {db_path}: run `fer scan DIR --db "
                                 f"{db_path}` first")
     return connect(db_path)
+
+
+def open_read_only(db_path: str) -> sqlite3.Connection:
+    """Opens an existing index for reading only: a deleted one is never recreated.
+
+    Raises FileNotFoundError when the file is gone (sqlite3 cannot open it).
+    """
+    uri = pathlib.Path(os.path.abspath(db_path)).as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=30)
+        conn.execute("SELECT 1 FROM photos LIMIT 1")
+    except sqlite3.OperationalError as e:
+        raise FileNotFoundError(f"photo index {db_path} cannot be read ({e}): it was "
+                                f"moved or deleted; run `fer scan DIR --db {db_path}`") from e
+    conn.row_factory = sqlite3.Row
+    return conn
 
 
 def is_current(conn: sqlite3.Connection, path: str, size: int, mtime_ns: int,
@@ -145,17 +165,24 @@ def forget_missing(conn: sqlite3.Connection, root: str, seen: set[str]) -> int:
     return len(gone)
 
 
-def photos(conn: sqlite3.Connection, label: str | None = None) -> Iterator[dict]:
-    """Indexed photos (optionally with photo label `label`) with their faces, by path."""
-    query = ("SELECT id, path, width, height, label, confidence, num_faces FROM photos"
-             + (" WHERE label=?" if label else "") + " ORDER BY path")
-    for row in conn.execute(query, (label,) if label else ()).fetchall():
-        faces = [{"box": [f["x"], f["y"], f["w"], f["h"]], "label": f["label"],
-                  "confidence": f["confidence"], "detector_score": f["detector_score"],
-                  "probs": json.loads(f["probs"])}
-                 for f in conn.execute("SELECT * FROM faces WHERE photo_id=? ORDER BY id",
-                                       (row["id"],))]
-        yield {**dict(row), "faces": faces}
+def record_dirs(conn: sqlite3.Connection, dirs: set[str]) -> None:
+    """Remembers the real path of each folder (as the scan named it) holding photos."""
+    with conn:
+        conn.executemany("INSERT OR REPLACE INTO dirs VALUES (?, ?)",
+                         [(d, os.path.realpath(d)) for d in sorted(dirs)])
+
+
+def photos(conn: sqlite3.Connection) -> Iterator[dict]:
+    """Every indexed photo with its faces (detector order), by path."""
+    faces: dict[int, list[dict]] = {}
+    for f in conn.execute("SELECT * FROM faces ORDER BY photo_id, id"):
+        faces.setdefault(f["photo_id"], []).append({
+            "box": [f["x"], f["y"], f["w"], f["h"]], "label": f["label"],
+            "confidence": f["confidence"], "detector_score": f["detector_score"],
+            "probs": json.loads(f["probs"])})
+    for row in conn.execute("SELECT id, path, width, height, label, confidence, num_faces "
+                            "FROM photos ORDER BY path").fetchall():
+        yield {**dict(row), "faces": faces.get(row["id"], [])}
 
 
 def thumbnail(conn: sqlite3.Connection, photo_id: int) -> bytes | None:
@@ -163,6 +190,16 @@ def thumbnail(conn: sqlite3.Connection, photo_id: int) -> bytes | None:
     return None if row is None else row["thumbnail"]
 
 
-def photo_path(conn: sqlite3.Connection, photo_id: int) -> str | None:
-    row = conn.execute("SELECT path FROM photos WHERE id=?", (photo_id,)).fetchone()
-    return None if row is None else row["path"]
+def photo_file(conn: sqlite3.Connection, photo_id: int) -> dict | None:
+    """What the scan saw of photo `photo_id`: path, size, mtime_ns and its folder's
+    real path then (None for an index written before folders were recorded)."""
+    row = conn.execute("SELECT path, size, mtime_ns FROM photos WHERE id=?",
+                       (photo_id,)).fetchone()
+    if row is None:
+        return None
+    try:
+        real = conn.execute("SELECT real FROM dirs WHERE path=?",
+                            (os.path.dirname(row["path"]),)).fetchone()
+    except sqlite3.OperationalError:  # Read-only index older than the dirs table.
+        real = None
+    return {**dict(row), "dir_real": None if real is None else real[0]}

@@ -211,6 +211,8 @@ def scan(root: str, conn: sqlite3.Connection, factory: AnalyzerFactory, model_id
             seen.add(path)
             index_lib.put_skipped(conn, path, None, None, reason)
     summary.removed = index_lib.forget_missing(conn, root, seen)
+    # The server checks a photo's folder is still the one scanned (fer.gallery.web).
+    index_lib.record_dirs(conn, {os.path.dirname(p) for p in seen})
 
     def commit(candidate: Candidate, result, error: str | None) -> None:
         if error is None:

@@ -22,6 +22,9 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from fer.data import errors as data_errors
+from fer.training import config_check
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -139,6 +142,9 @@ def provenance(config) -> dict:
         "seed": int(config.seed),
         "data_version": digest.hexdigest()[:16],
         "split_sizes": {n: int(c) for n, c in info.num_examples.items()},
+        # Bad images or rows the build skipped, {split: {reason: count}} (also when
+        # this run reused an earlier build: they are stored with it).
+        "skipped": getattr(info, "skipped", {}),
         "hardware": {"backend": jax.default_backend(), "devices": len(devices),
                      "device_kind": devices[0].device_kind, "hosts": jax.process_count(),
                      "cpu": platform.processor() or platform.machine(),
@@ -212,11 +218,17 @@ def evaluate_main(config, workdir: str) -> dict:
     else:
         which = int(source) if source.isdigit() else source
         model, variables, spec, _ = checkpoint_lib.load_model(workdir, which)
+        info = train_lib.default_pipeline().get_dataset_info(config)
+        data_labels = getattr(info.label_set, "name", info.label_set)
+        if data_labels != spec.label_set:
+            raise data_errors.DataError(
+                f"the model in {workdir} predicts {spec.label_set} labels but dataset "
+                f"{config.dataset!r} has {data_labels} labels: export the run "
+                "(python -m fer.export --workdir RUN) and evaluate the export "
+                "(--config.checkpoint=RUN/export), which reads it through the shared "
+                "classes by name")
         summary = train_lib.evaluate(config, model, variables, split)
-        if summary["label_set"] != spec.label_set:
-            raise ValueError(
-                f"the model predicts {spec.label_set} labels but dataset "
-                f"{config.dataset!r} has {summary['label_set']} labels")
+        summary["skipped"] = getattr(info, "skipped", {})
         summary.update(design=spec.design, params=count_params(variables),
                        checkpoint=source)
         out_dir = os.path.join(workdir, f"eval_{split}")
@@ -264,6 +276,7 @@ def _quiet_library_logs() -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    config_check.check(_CONFIG.value)  # Before any data or model work.
     _quiet_library_logs()
     from fer.training import train as train_lib
 
@@ -278,8 +291,20 @@ def main(argv):
                                  "--config.checkpoint=<exported model directory>")
         overrides = config_flags.get_override_values(flags.FLAGS["config"])
         config = evaluation_config(_WORKDIR.value or "", config, overrides)
+        config_check.check(config)
         evaluate_main(config, _WORKDIR.value or "")
 
 
+def reporting_user_errors(main_fn):
+    """`main_fn` with bad settings or bad data ending in one clear line (exit status 1),
+    not a traceback: the message names the field, or the file and row."""
+    def run(argv):
+        try:
+            return main_fn(argv)
+        except (config_check.ConfigError, *data_errors.USER_ERRORS) as e:
+            raise SystemExit(f"error: {e}") from None
+    return run
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(reporting_user_errors(main))

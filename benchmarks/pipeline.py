@@ -84,9 +84,25 @@ def groups_of(directory: str) -> dict[str, list[str]]:
     return groups
 
 
+def readable(analyzer: analyze.PhotoAnalyzer, paths: list[str]
+             ) -> tuple[list[str], dict[str, str]]:
+    """(photos the analyzer reads, {photo: why not}): the scan's PhotoError skips
+    (an empty file, a truncated JPEG, ...) are skipped here too, not timed.
+    Doubles as the warm-up."""
+    good, skipped = [], {}
+    for path in paths:
+        try:
+            analyzer.analyze(path)
+        except photos.PhotoError as e:
+            skipped[path] = str(e)
+            continue
+        good.append(path)
+    return good, skipped
+
+
 def per_step(analyzer: analyze.PhotoAnalyzer, paths: list[str]) -> dict:
-    """Mean/std ms of each step over `paths` (one warm-up photo first), one thread."""
-    analyzer.analyze(paths[0])
+    """Mean/std ms of each step over readable `paths`, one thread (warm after
+    `readable`)."""
     rows, faces = [], 0
     for path in paths:
         cpu = time.process_time()
@@ -148,6 +164,12 @@ def markdown(record: dict) -> str:
                      f"{s['total_cpu']['mean_ms']:.2f} ± {s['total_cpu']['std_ms']:.2f} | "
                      f"{'<= %g' % goal if goal else ''} | "
                      f"{rates.get(1)} | {rates.get(2)} |")
+    skipped = {**record["skipped"],
+               **{p: why for g in record["groups"].values()
+                  for p, why in g.get("skipped", {}).items()}}
+    if skipped:
+        lines += ["", f"Skipped {len(skipped)} unreadable photos, as `fer scan` does: "
+                  + "; ".join(f"{os.path.basename(p)} ({why})" for p, why in skipped.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -176,12 +198,22 @@ def main(argv=None) -> int:
                   "cpu": platform.processor() or platform.machine(),
                   "python": sys.version.split()[0], "threads": 1,
                   "load_average": [round(x, 2) for x in os.getloadavg()],
-                  "work_side": photos.WORK_SIDE, "groups": {}}
+                  "work_side": photos.WORK_SIDE, "groups": {},
+                  # What the scan skips before reading (broken links, bad names, ...).
+                  "skipped": {item[0]: item[1] for item in scan.walk_photos(
+                      os.path.abspath(args.dir)) if not isinstance(item, scan.Candidate)}}
         for name, paths in sorted(groups_of(args.dir).items()):
             if args.max_photos:
                 paths = paths[:args.max_photos]
-            print(f"{name}: {len(paths)} photos", file=sys.stderr)
-            group = {"per_step": per_step(analyzer, paths), "throughput": []}
+            paths, skipped = readable(analyzer, paths)
+            print(f"{name}: {len(paths)} photos, {len(skipped)} skipped as the scan skips "
+                  "them" + "".join(f"\n  {p}: {why}" for p, why in skipped.items()),
+                  file=sys.stderr)
+            if not paths:
+                record["skipped"].update(skipped)
+                continue
+            group = {"per_step": per_step(analyzer, paths), "throughput": [],
+                     "skipped": skipped}
             for workers in (int(w) for w in args.workers.split(",")):
                 group["throughput"].append(
                     throughput(paths, model_dir, args.detector, workers))

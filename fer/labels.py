@@ -136,3 +136,17 @@ def remap_probs(probs: np.ndarray, src: LabelSet, dst: LabelSet) -> np.ndarray:
     if (total <= 0).any():
         raise ValueError(f"some rows put no probability on a class {dst.name!r} has")
     return out / total
+
+
+def shared_classes(src: LabelSet, dst: LabelSet) -> dict[str, object]:
+    """How `remap_probs` reads `src` probabilities as `dst` ones, for a report.
+
+    mapped: {src label: dst label} of the classes both have (by canonical name);
+    left_out: `src` classes `dst` lacks (their probability is dropped);
+    unscored: `dst` classes `src` lacks (faces with them can never be right).
+    """
+    index = mapping(src, dst)
+    return {"from": src.name, "to": dst.name,
+            "mapped": {s: dst.labels[i] for s, i in zip(src.labels, index) if i >= 0},
+            "left_out": [s for s, i in zip(src.labels, index) if i < 0],
+            "unscored": [d for j, d in enumerate(dst.labels) if j not in set(index)]}

@@ -32,6 +32,8 @@ class DatasetInfo:
     label_set: labels_lib.LabelSet
     num_examples: dict[str, int]
     class_counts: dict[str, np.ndarray]
+    # {split: {reason kind: count}} of the examples the build skipped (fer.data.sources).
+    skipped: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------
@@ -78,7 +80,8 @@ def get_dataset_info(config) -> DatasetInfo:
         label_set=dataset.label_set,
         num_examples={name: len(s.labels) for name, s in dataset.splits.items()},
         class_counts={name: np.bincount(s.labels, minlength=k).astype(np.int64)
-                      for name, s in dataset.splits.items()})
+                      for name, s in dataset.splits.items()},
+        skipped=dataset.skipped)
 
 
 def class_weights(counts: np.ndarray, power: float = 1.0) -> np.ndarray:

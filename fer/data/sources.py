@@ -185,6 +185,8 @@ class Dataset:
     label_set: labels_lib.LabelSet
     splits: dict[str, Split]
     description: str = ""
+    # {split: {reason kind: count}} of what the build skipped (its skipped.json).
+    skipped: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         if name not in self.splits:
@@ -313,8 +315,9 @@ def _splits_of_build(built, *, name: str, protocol: str, reduced: bool) -> Datas
         meta = built.metadata(split)
         splits[split] = (Split(TfdsSource(built.builder, split), meta["label"]),
                          meta.get("votes"))
-    return _dataset(splits, built.label_set, name=name, protocol=protocol, reduced=reduced,
-                    description=f"the {name} build in {built.data_dir}")
+    dataset = _dataset(splits, built.label_set, name=name, protocol=protocol,
+                       reduced=reduced, description=f"the {name} build in {built.data_dir}")
+    return dataclasses.replace(dataset, skipped=built.skipped()["counts"])
 
 
 def _load_pack(path: str, *, name: str, protocol: str, reduced: bool) -> Dataset:

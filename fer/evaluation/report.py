@@ -48,6 +48,19 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
              f"{summary.get('dataset', '?')} / {summary.get('split', '?')}", ""]
     if summary.get("note"):
         lines += [f"> {summary['note']}", ""]
+    if summary.get("label_mapping"):
+        m = summary["label_mapping"]
+        lines += [f"> A {m['from']} model scored on {m['to']} labels through the classes "
+                  "both have, by name: " + ", ".join(f"{a} as {b}" for a, b in
+                                                    m["mapped"].items())
+                  + (f"; left out (probability dropped, the rest renormalised): "
+                     f"{', '.join(m['left_out'])}" if m["left_out"] else "")
+                  + (f"; never predicted (the model lacks them): {', '.join(m['unscored'])}"
+                     if m["unscored"] else "") + ".", ""]
+    if any(summary.get("skipped", {}).values()):
+        lines += ["> The build skipped bad images or rows (per split and reason): "
+                  + "; ".join(f"{split}: " + ", ".join(f"{k} {n}" for k, n in kinds.items())
+                              for split, kinds in summary["skipped"].items()) + ".", ""]
     lines += [
         "| metric | value |", "| --- | --- |",
         f"| examples | {summary['num_examples']} |",

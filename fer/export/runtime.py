@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from fer import labels as labels_lib
 from fer import spec as spec_lib
 
 DEFAULT_FILENAME = "model.tflite"
@@ -180,17 +181,27 @@ def evaluate_export(directory: str, config, split: str, *, variant: str | None =
         from fer.data import input_pipeline as pipeline
 
     classifier = LiteRTClassifier(directory, num_threads=num_threads, variant=variant)
-    labels = classifier.spec.labels
+    model_set = labels_lib.get_label_set(classifier.spec.label_set)
+    info = pipeline.get_dataset_info(config)
+    data_set = info.label_set
+    data_set = labels_lib.get_label_set(data_set) if isinstance(data_set, str) else data_set
+    convert = None
+    if data_set.canonical != model_set.canonical:  # Read through the shared classes.
+        def convert(probs):
+            return labels_lib.remap_probs(probs, model_set, data_set).astype(np.float32)
     batches = pipeline.create_split(config, split, train=False,
                                     batch_size=int(config.get("eval_batch_size", 0) or 64),
                                     seed=int(config.get("seed", 0)))
-    confusion, loss_sum, count = _score(classifier, batches, len(labels))
+    confusion, loss_sum, count = _score(classifier, batches, data_set.num_classes, convert)
     if not count:
         raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
-    summary = metrics_lib.summarize(confusion, list(labels), loss_sum / count)
+    summary = metrics_lib.summarize(confusion, list(data_set.labels), loss_sum / count)
     summary.update(design=classifier.spec.design, dataset=config.dataset, split=split,
-                   label_set=classifier.spec.label_set, checkpoint=classifier.path,
-                   params=recorded_params(directory))
+                   label_set=data_set.name, checkpoint=classifier.path,
+                   params=recorded_params(directory),
+                   skipped=getattr(info, "skipped", {}))
+    if convert is not None:
+        summary["label_mapping"] = labels_lib.shared_classes(model_set, data_set)
     return summary
 
 
@@ -238,10 +249,14 @@ def split_probs(classifier: LiteRTClassifier, config, split: str, pipeline,
 
 
 def _score(classifier: LiteRTClassifier, batches: Iterable[Mapping[str, np.ndarray]],
-           num_classes: int):
+           num_classes: int, convert=None):
+    """Confusion, loss sum and count; `convert` maps the model's probabilities onto
+    the dataset's classes when their label sets differ."""
     confusion = np.zeros((num_classes, num_classes), np.int64)
     loss_sum, count = 0.0, 0
     for keep, labels, probs, batch in predict_batches(classifier, batches):
+        if convert is not None:
+            probs = convert(probs)
         if "target" in batch:
             targets = np.asarray(batch["target"], np.float32)[keep]
         else:

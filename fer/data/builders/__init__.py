@@ -9,7 +9,8 @@ sizes and modification times of its top two levels, not counting image files), s
 two raw folders never share a build and a changed folder (say, a FER2013Test/
 added) is rebuilt. `tfds_dir` is config.tfds_dir, else $FER_TFDS_DIR, else
 ~/tensorflow_datasets/fer. `source.json` in `<dataset>-<key>/` names the raw folder;
-`skipped.json` beside the build lists every skipped image or row and why.
+`skipped.json` beside the build lists every skipped image or row and why, with the
+count per split and reason; every run on the build records those counts.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fer.data.builders import affectnet
 from fer.data.builders import fer2013
 from fer.data.builders import ferplus
 from fer.data.builders import image_folder
+from fer.data.builders import common
 from fer.data.builders.common import LabelError, LayoutError  # noqa: F401 (re-export)
 
 DATASETS = ("fer2013", "ferplus", "affectnet", "image_folder")
@@ -109,9 +111,12 @@ class Built:
     def skipped(self) -> dict[str, Any]:
         path = os.path.join(self.data_dir, SKIPPED_FILE)
         if not os.path.exists(path):
-            return {"skipped": [], "num_skipped": 0, "dropped": {}}
+            return {"skipped": [], "num_skipped": 0, "counts": {}, "dropped": {}}
         with open(path) as f:
-            return json.load(f)
+            report = json.load(f)
+        if "counts" not in report:  # Written before counts were stored.
+            report["counts"] = skip_counts(report["skipped"])
+        return report
 
     def metadata(self, split: str) -> dict[str, np.ndarray]:
         """Per-record `label` (and FER+ `votes`) of a split, cached beside the build."""
@@ -155,7 +160,8 @@ def check_layout(name: str, manual_dir: str) -> None:
 
 def _builder(name: str, manual_dir: str, data_dir: str, image_size: int):
     if name == "fer2013":
-        return fer2013.Fer2013(data_dir=data_dir), fer2013.LABEL_SET
+        return (fer2013.Fer2013(data_dir=data_dir, csv_path=fer2013.find_csv(manual_dir)),
+                fer2013.LABEL_SET)
     if name == "ferplus":
         return ferplus.Ferplus(data_dir=data_dir), ferplus.LABEL_SET
     if name == "affectnet":
@@ -186,7 +192,9 @@ def prepare(name: str, *, data_dir: str = "", tfds_dir: str = "",
         builder.download_and_prepare(
             file_format="array_record",
             download_config=tfds.download.DownloadConfig(
-                manual_dir=manual_dir,
+                # A folder: config.data_dir may name fer2013's csv file itself.
+                manual_dir=manual_dir if os.path.isdir(manual_dir) else os.path.dirname(
+                    manual_dir),
                 try_download_gcs=False))
         _write_report(builder, name)
     return Built(builder, sorted(builder.info.splits.keys(), key=_split_order),
@@ -196,6 +204,13 @@ def prepare(name: str, *, data_dir: str = "", tfds_dir: str = "",
 def _split_order(split: str) -> tuple[int, str]:
     order = {"train": 0, "validation": 1, "test": 2}
     return order.get(split, 3), split
+
+
+def skip_counts(skipped: list[dict[str, str]]) -> dict[str, dict[str, int]]:
+    """{split: {reason kind: count}} of a skipped.json list."""
+    items = [common.Skipped(**s) for s in skipped]
+    return {split: common.count_kinds(s for s in items if s.split == split)
+            for split in sorted({s.split for s in items})}
 
 
 def _write_report(builder, name: str) -> None:
@@ -210,7 +225,8 @@ def _write_report(builder, name: str) -> None:
     if report["skipped"]:
         names = "; ".join(f"{s['name']} ({s['reason']})" for s in report["skipped"][:20])
         more = len(report["skipped"]) - 20
-        message += (f" Skipped {len(report['skipped'])} bad images or rows: {names}"
+        message += (f" Skipped {len(report['skipped'])} bad images or rows, per split and "
+                    f"reason {report['counts']}: {names}"
                     f"{f' and {more} more' if more > 0 else ''}. Full list: {path}")
         logging.warning(message)
         print(message, flush=True)

@@ -9,6 +9,12 @@ Every image is stored with its 10 raw vote counts, so both label modes of the
 FER+ paper come from one build: majority and probability (the vote distribution);
 which images a split holds is decided when reading (fer.data.sources).
 `label` is the plurality over the 8 emotions (first in label order on a tie).
+
+Rows are taken as published or skipped with a reason, never repaired: votes must be
+whole numbers 0..MAX_VOTES totalling 1..MAX_VOTES (FER+ had 10 taggers per image;
+one real row totals 9), an image named in two rows is skipped in both when their
+votes differ (kept once when they agree), and an image must be 48x48 as FERPlus's
+generate_training_data.py writes it (not stretched or shrunk to fit).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ FOLDERS: dict[str, str] = {
 LABEL_FILE = "label.csv"
 NUM_VOTES = len(labels_lib.FERPLUS_VOTE_COLUMNS)
 IMAGE_SIZE = 48
+MAX_VOTES = 10  # Taggers per image in FER+.
 
 
 def find_splits(manual_dir: str) -> dict[str, str]:
@@ -50,19 +57,46 @@ def find_splits(manual_dir: str) -> dict[str, str]:
 
 
 def parse_row(row: list[str]) -> tuple[str, np.ndarray] | str:
-    """(file name, votes) of one label.csv row, or the reason it is malformed."""
+    """(file name, votes) of one label.csv row, or why it is skipped."""
     if len(row) != 2 + NUM_VOTES:
-        return f"expected {2 + NUM_VOTES} columns, got {len(row)}"
+        return f"malformed row: expected {2 + NUM_VOTES} columns, got {len(row)}"
     name = row[0].strip()
     if not name:
-        return "empty image name"
-    try:
-        votes = np.array([int(float(v)) for v in row[2:]], np.int32)
-    except ValueError:
-        return f"vote counts are not numbers: {row[2:]}"
-    if (votes < 0).any() or votes.sum() == 0:
-        return f"vote counts must be non-negative with at least one vote: {votes.tolist()}"
-    return name, votes
+        return "malformed row: empty image name"
+    texts = [v.strip() for v in row[2:]]
+    if not all(t.isdigit() for t in texts):
+        return f"bad votes: {texts} are not all whole numbers 0..{MAX_VOTES}"
+    votes = np.array([int(t) for t in texts], np.int64)
+    if not 0 < votes.sum() <= MAX_VOTES:
+        return (f"bad votes: {votes.tolist()} total {votes.sum()}, expected 1..{MAX_VOTES} "
+                "(FER+ has 10 taggers per image)")
+    return name, votes.astype(np.int32)
+
+
+def drop_conflicts(parsed: list[tuple[int, str, np.ndarray]]
+                   ) -> tuple[list[tuple[int, str, np.ndarray]], list[tuple[int, str]]]:
+    """(rows kept, [(row number, reason)] skipped) for images named in several rows.
+
+    Repeats that agree keep their first row; an image whose rows disagree is skipped
+    in all of them, as no rule says which votes are right.
+    """
+    rows_of: dict[str, list[tuple[int, str, np.ndarray]]] = {}
+    for item in parsed:
+        rows_of.setdefault(item[1], []).append(item)
+    kept, skipped = [], []
+    for item in parsed:
+        rows = rows_of[item[1]]
+        numbers = [n for n, _, _ in rows]
+        if len(rows) == 1:
+            kept.append(item)
+        elif any(not np.array_equal(v, rows[0][2]) for _, _, v in rows):
+            skipped.append((item[0], f"duplicate image: {item[1]} in rows {numbers} with "
+                                     f"different votes {[v.tolist() for _, _, v in rows]}"))
+        elif item[0] == numbers[0]:
+            kept.append(item)
+        else:
+            skipped.append((item[0], f"duplicate image: {item[1]} repeats row {numbers[0]}"))
+    return kept, skipped
 
 
 def emotion_label(votes: np.ndarray) -> int:
@@ -103,25 +137,37 @@ class Ferplus(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, folder: str):
         label_path = os.path.join(folder, LABEL_FILE)
-        with open(label_path, newline="") as f:
-            rows = list(csv.reader(f))
+        try:
+            with open(label_path, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.reader(f))
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise common.CorruptFileError(f"{label_path} is not a readable csv: {e}") from None
         tasks = []
         for number, row in enumerate(rows, start=1):
             if not row:
                 continue
             parsed = parse_row(row)
             if isinstance(parsed, str):
-                self.report.skip(split, f"{label_path}:{number}", f"malformed row: {parsed}")
+                self.report.skip(split, f"{label_path}:{number}", parsed)
             else:
                 tasks.append((number, *parsed))
+        tasks, duplicates = drop_conflicts(tasks)
+        for number, reason in duplicates:
+            self.report.skip(split, f"{label_path}:{number}", reason)
+        yielded = 0
         for (number, name, votes), (image, why) in common.parallel_map(
                 lambda task: common.read_gray(os.path.join(folder, task[1])), tasks):
-            if image is None:
-                self.report.skip(split, os.path.join(folder, name), why)
+            path = os.path.join(folder, name)
+            why = why or common.size_problem(image, IMAGE_SIZE)
+            if why:
+                self.report.skip(split, f"{path} ({LABEL_FILE} row {number})", why)
                 continue
+            yielded += 1
             yield f"{number}:{name}", {
-                "image": common.square(image, IMAGE_SIZE),
+                "image": image[..., None],
                 "label": emotion_label(votes),
                 "votes": votes,
                 "file_name": name,
             }
+        if not yielded:
+            raise self.report.nothing_survived(split, label_path)

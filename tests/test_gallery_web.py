@@ -125,20 +125,22 @@ class _PageParser(html.parser.HTMLParser):
         self._in = None
 
 
-HOSTILE_NAMES = ("<!--<script>.jpg", "__TITLE__.jpg", "__DATA__ </script><b>.jpg",
-                 "line\u2028sep & more.jpg")
+HOSTILE_NAMES = ("<!--<script>.jpg", "__TITLE__.jpg", "__DATA__ <b>&amp;.jpg",
+                 "line\u2028sep.jpg")
 
 
 def test_hostile_file_names_cannot_break_the_page(tmp_path):
     conn = index.connect(str(tmp_path / "i.sqlite"))
-    for name in HOSTILE_NAMES:
-        index.put_photo(conn, str(tmp_path / name), 1, 1, "m",
+    # A folder named "x<" puts "</script>" into a photo's path.
+    for path in [tmp_path / name for name in HOSTILE_NAMES] + [tmp_path / "x<" / "script>.jpg"]:
+        index.put_photo(conn, str(path), 1, 1, "m",
                         analyze.PhotoResult(10, 10, [_face(HAPPY, (0, 0, 1, 1))], {}))
     page = web.render_page(conn, serve=False)
     data = web.gallery_data(conn, serve=False)
+    assert {p["name"] for p in data["photos"]} >= set(HOSTILE_NAMES)
     parser = _PageParser()
     parser.feed(page)
-    assert parser.title == "fer gallery: 4 photos"
+    assert parser.title == "fer gallery: 5 photos"
     assert json.loads(parser.data) == data
     assert not any(c in parser.data for c in "<>&\u2028\u2029")
     assert page.count("<script") == 2 and page.count("</script>") == 2

@@ -366,6 +366,7 @@ function state() {   // The filter lives in the URL: #label=happy&mode=all (or ?
 
 function go(label, mode) {
   location.hash = new URLSearchParams({label, mode}).toString();  // A history entry.
+  render();  // Now: hashchange (Back, edited URLs) comes later.
 }
 
 const matches = (p, label, mode) => label === 'all' || p.filters[mode].includes(label);

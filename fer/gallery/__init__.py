@@ -3,7 +3,8 @@ expressions, index them in SQLite and browse them by expression.
 
 Modules: `photos` (safe, reduced-size decoding), `detect` (BlazeFace via LiteRT,
 Haar), `analyze` (one photo -> labelled faces), `index` (SQLite), `scan`
-(incremental, multi-process), `web` (static page or local server).
+(incremental, multi-process), `filters` (which expression filters a photo with
+several faces answers to), `web` (static page or local server).
 """
 
 from fer.gallery.analyze import (Classifier, PhotoAnalyzer, default_model_dir,

@@ -190,14 +190,22 @@ def markdown(rows: Sequence[Mapping[str, Any]], arm_entries: Sequence[Mapping[st
                   else "refused" for c in latency_cols]
         cells.append(r.get("measured", ""))
         lines.append("| " + " | ".join(cells) + " |")
-    if arm_entries:
+    devices = [e for e in arm_entries if arm.is_device_entry(e)]
+    others = [e for e in arm_entries if not arm.is_device_entry(e)]
+    if devices:
         lines += ["", "## On ARM devices (python -m benchmarks.arm)", "",
                   "| design | variant | device | CPU | threads | ms median (min-max) | runs |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
-        for e in arm_entries:
+        for e in devices:
             lines.append(f"| {e.get('design') or e['model']} | {e['variant']} | "
                          f"{e['device']['name']} | {e['device']['cpu_model']} | {e['threads']} | "
                          f"{_ms(e)} | {e['runs']} |")
+    if others:
+        lines += ["", "Also in the ARM results, not device timings (rehearsals with --local, "
+                  "emulated runs, non-ARM machines): " + ", ".join(
+                      f"{e.get('design') or e['model']} {e['variant']} on "
+                      f"{e['device']['machine']} ({e.get('transport', 'no transport')})"
+                      for e in others) + "."]
     return "\n".join(lines)
 
 

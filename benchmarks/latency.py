@@ -50,7 +50,14 @@ def flat_row(entry: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def markdown_table(entries: Sequence[Mapping[str, Any]]) -> str:
+def markdown_table(entries: Sequence[Mapping[str, Any]], emulated: bool = False) -> str:
+    """One row per entry; an emulated run's rows carry no timings (qemu's are not a CPU's)."""
+    if emulated:
+        lines = ["| model | variant | machine (emulated) | threads | runs | ms |",
+                 "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {e['model']} | {e['variant']} | {e['device']['machine']} | "
+                  f"{e['threads']} | {e['runs']} | not shown: emulated |" for e in entries]
+        return "\n".join(lines)
     lines = ["| model | variant | device | CPU | threads | ms median | ms min | ms max | runs |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for e in entries:

@@ -139,9 +139,80 @@ def test_arm_on_a_local_transport(tmp_path, export_dir):
     path = arm.save_report(report, str(results))
     assert os.path.dirname(path) == str(results)
     assert arm.load_reports(str(results)) == report["results"]
+    # A rehearsal on this machine is not an ARM device: it stays out of the device table.
     text = compare.markdown([], arm.load_reports(str(results)), ["float32"], [1],
                             runner.device_info(), 10)
-    assert "On ARM devices" in text and text.count("| small |") == 4
+    assert "On ARM devices" not in text and "not device timings" in text
+    assert not any(arm.is_device_entry(e) for e in report["results"])
+
+
+def test_only_real_arm_devices_fill_the_device_table(tmp_path, export_dir):
+    entry = runner.time_model(os.path.join(export_dir, "model.tflite"), runs=2, warmup=0)
+    pi = {**entry, "transport": "ssh pi@raspberrypi",
+          "device": {**entry["device"], "name": "Raspberry Pi 5", "machine": "aarch64"}}
+    emulated = {**pi, "transport": "emulated /some/root"}
+    by_hand = {k: v for k, v in pi.items() if k != "transport"}  # runner.py run on the Pi
+    x86_ssh = {**pi, "device": {**pi["device"], "machine": "x86_64"}}
+    assert [arm.is_device_entry(e) for e in (pi, emulated, by_hand, x86_ssh)] == [
+        True, False, True, False]
+    text = compare.markdown([], [pi, emulated], ["float32"], [1], runner.device_info(), 10)
+    device_table = text.split("On ARM devices")[1].split("not device timings")[0]
+    assert device_table.count("Raspberry Pi 5") == 1 and "emulated" in text.split(
+        "not device timings")[1]
+
+
+def test_variant_is_read_from_the_records(tmp_path, export_dir):
+    """The shipped model.tflite is dynamic_range: its shipped.json says so, not its name."""
+    shutil.copy(os.path.join(export_dir, "model_dynamic_range.tflite"),
+                tmp_path / "model.tflite")
+    shutil.copy(os.path.join(export_dir, "model.json"), tmp_path)
+    model = str(tmp_path / "model.tflite")
+    assert runner.variant_of(model) == "float32"  # No records: the file-name rule.
+    (tmp_path / "export.json").write_text(json.dumps(
+        {"variants": {"dynamic_range": {"file": "model_dynamic_range.tflite"}},
+         "default": "dynamic_range"}))
+    assert runner.variant_of(model) == "dynamic_range"  # export's default copy.
+    (tmp_path / "shipped.json").write_text(json.dumps({"variant": "int8"}))
+    assert runner.variant_of(model) == "int8"  # shipped.json wins for model.tflite.
+    assert runner.variant_of(os.path.join(export_dir, "model_dynamic_range.tflite")) == \
+        "dynamic_range"
+    # The driver ships the records with the model: the device names it right too.
+    device = arm.LocalTransport(str(tmp_path / "home"))
+    report = arm.run_on_device(device, [model], [1], runs=2, warmup=0, python=sys.executable)
+    assert report["results"][0]["variant"] == "int8"
+    (tmp_path / "shipped.json").unlink()  # The device's copy from the last run must go too.
+    report = arm.run_on_device(device, [model], [1], runs=2, warmup=0, python=sys.executable)
+    assert report["results"][0]["variant"] == "dynamic_range"
+
+
+def test_the_shipped_model_is_reported_as_its_variant(tmp_path):
+    shipped_dir = os.path.join(REPO, "fer", "assets", "model")
+    shipped = json.load(open(os.path.join(shipped_dir, "shipped.json")))
+    model = os.path.join(shipped_dir, "model.tflite")
+    assert latency.main(["--model", model, "--runs", "2", "--warmup", "0",
+                         "--out", str(tmp_path)]) == 0
+    entry = json.loads((tmp_path / "latency.json").read_text())["results"][0]
+    assert entry["variant"] == shipped["variant"] != "float32"
+
+
+def test_predict_matches_the_fer_runtime_and_comes_back_from_the_device(tmp_path, export_dir):
+    from fer.export import runtime
+
+    faces = np.random.default_rng(1).integers(0, 256, (6, 12, 12), dtype=np.uint8)
+    np.save(tmp_path / "faces.npy", faces)
+    models = [os.path.join(export_dir, n)
+              for n in ("model.tflite", "model_dynamic_range.tflite")]
+    report = arm.run_on_device(arm.LocalTransport(str(tmp_path / "home")), models, [1, 2],
+                               runs=2, warmup=0, python=sys.executable,
+                               faces=str(tmp_path / "faces.npy"))
+    for entry, model in zip(report["results"][::2], models):
+        expected = runtime.LiteRTClassifier(model).predict_probs(faces)
+        np.testing.assert_allclose(runner.predict(model, faces), expected, atol=1e-6)
+        np.testing.assert_allclose(entry["probs"], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="faces: expected uint8"):
+        runner.predict(models[0], faces.astype(np.float32))
+    saved = arm.save_report(report, str(tmp_path / "saved"))
+    assert "probs" not in json.load(open(saved))["results"][0]
 
 
 def _stub(path, body):

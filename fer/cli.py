@@ -163,6 +163,7 @@ def _gallery(args) -> int:
               f"{e.strerror or e}", file=sys.stderr)
         return 2
     host, port = server.server_address[:2]
+    host = f"[{host}]" if ":" in host else host  # An IPv6 address in a URL.
     print(f"serving {os.path.abspath(args.db)} at http://{host}:{port}/ (Ctrl-C stops)",
           flush=True)
     try:

@@ -239,6 +239,34 @@ def test_photos_reached_through_a_linked_folder_are_served(tmp_path):
         server.server_close()
 
 
+def test_without_recorded_folders_only_link_free_paths_are_served(tmp_path):
+    """An index from before the dirs table: nothing to compare a resolved folder to."""
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "alias")
+    conn = index.connect(str(tmp_path / "i.sqlite"))
+    ids = {}
+    for folder in ("real", "alias"):
+        path = gf.save(str(tmp_path / folder / f"{folder}.jpg"), gf.blank(), quality=90)
+        st = os.stat(path)
+        ids[folder] = index.put_photo(conn, path, st.st_size, st.st_mtime_ns, "m",
+                                      analyze.PhotoResult(640, 480, [], {}))
+    conn.close()
+    server = web.make_server(str(tmp_path / "i.sqlite"), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert _request(port, f"/photos/{ids['real']}")[0] == 200
+        assert _request(port, f"/photos/{ids['alias']}")[0] == 404
+        conn = index.connect(str(tmp_path / "i.sqlite"))
+        index.record_dirs(conn, {str(tmp_path / "alias")})  # As a rescan does.
+        conn.close()
+        assert _request(port, f"/photos/{ids['alias']}")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_only_requests_addressed_to_this_server_are_answered(served):
     port = served[0]
     for host in ("evil.example.com", f"evil.example.com:{port}", f"127.0.0.1:{port + 1}",

@@ -221,9 +221,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
             self._headers(200, st.st_size, kind)
             left = st.st_size if body else 0
-            while left > 0 and (chunk := f.read(min(_CHUNK, left))):
-                self.wfile.write(chunk)
-                left -= len(chunk)
+            try:
+                while left > 0 and (chunk := f.read(min(_CHUNK, left))):
+                    self.wfile.write(chunk)
+                    left -= len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # The browser stopped reading (a closed tab): nothing to report.
 
     def log_message(self, format: str, *args) -> None:  # Quiet by default.
         pass

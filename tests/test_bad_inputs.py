@@ -232,6 +232,40 @@ def test_fer2013_with_every_row_bad_lists_the_reasons_and_counts(tmp_path):
 
 
 # ----------------------------------------------------------------------------
+# AffectNet and image folders: the same rules.
+
+def test_affectnet_fractional_or_infinite_numbers_are_skipped_not_truncated(tmp_path):
+    from fer.data.builders import affectnet
+
+    root = tmp_path / "affectnet"
+    (root / affectnet.IMAGES_DIR / "1").mkdir(parents=True)
+    rows = [["1/a.jpg", 10, 10, 60, 60, "1;2", 1, 0.2, 0.1],
+            ["1/b.jpg", 10, 10, 60, 60, "1;2", "1.7", 0.2, 0.1],
+            ["1/c.jpg", "inf", 10, 60, 60, "1;2", 1, 0.2, 0.1],
+            ["1/d.jpg", 10, 10, 60, 60, "1;2", 1, "nan", 0.1]]
+    for i, row in enumerate(rows):
+        assert cv2.imwrite(str(root / affectnet.IMAGES_DIR / row[0]), _gray(i, (80, 80)))
+    with open(root / "training.csv", "w", newline="") as f:
+        csv.writer(f).writerows([affectnet.COLUMNS, *rows])
+    built = builders.prepare("affectnet", data_dir=str(root), tfds_dir=str(tmp_path / "t"))
+    assert len(built.metadata("train")["label"]) == 1
+    reasons = _reasons(built)
+    assert sorted(reasons) == [f"{root / 'training.csv'}:{n}" for n in (3, 4, 5)]
+    assert all("not a finite number" in r for r in reasons.values())
+
+
+def test_image_folder_with_every_image_bad_lists_the_reasons(tmp_path):
+    folder = tmp_path / "faces" / "train" / "happy"
+    folder.mkdir(parents=True)
+    for name in ("a.png", "b.jpg"):
+        (folder / name).write_bytes(b"not an image")
+    with pytest.raises(errors.NothingSurvivedError,
+                       match=r"2 skipped \(corrupt or undecodable image 2\)"):
+        builders.prepare("image_folder", data_dir=str(tmp_path / "faces"),
+                         tfds_dir=str(tmp_path / "tfds"))
+
+
+# ----------------------------------------------------------------------------
 # Settings: every numeric field of the default config, checked before any work.
 
 BAD_VALUES = {
@@ -321,3 +355,27 @@ def test_ferplus_model_on_fer2013_is_scored_through_the_shared_classes(tmp_path)
     assert report["skipped"] == {"validation": {"malformed row": 1}}
     markdown = open(reports[0].replace(".json", ".md")).read()
     assert "left out (probability dropped, the rest renormalised): contempt" in markdown
+
+
+# ----------------------------------------------------------------------------
+# The photo pipeline benchmark skips what the scan skips.
+
+def test_pipeline_benchmark_skips_and_counts_unreadable_photos(tmp_path, capsys):
+    from skimage import data as skdata
+
+    from benchmarks import pipeline
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    assert cv2.imwrite(str(photos / "face.jpg"),
+                       cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
+    (photos / "empty.jpg").write_bytes(b"")
+    (photos / "cut.jpg").write_bytes((photos / "face.jpg").read_bytes()[:2000])
+    out = tmp_path / "bench.json"
+    assert pipeline.main([str(photos), "--json", str(out), "--workers", "1"]) == 0
+    group = json.load(open(out))["groups"]["."]
+    assert group["per_step"]["photos"] == 1
+    assert sorted(os.path.basename(p) for p in group["skipped"]) == ["cut.jpg", "empty.jpg"]
+    assert group["skipped"][str(photos / "empty.jpg")] == "empty file (0 bytes)"
+    assert "1 photos, 2 skipped as the scan skips them" in capsys.readouterr().err
+    assert "Skipped 2 unreadable photos" in open(tmp_path / "bench.md").read()

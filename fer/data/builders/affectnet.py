@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import os
 
 import numpy as np
@@ -100,7 +101,6 @@ class Affectnet(tfds.core.GeneratorBasedBuilder):
                 for split, path in csvs.items()}
 
     def _generate_examples(self, split: str, csv_path: str, images: str):
-        name = os.path.basename(csv_path)
         with open(csv_path, newline="") as f:
             reader = csv.reader(f)
             header = [h.strip() for h in next(reader, [])]
@@ -109,16 +109,20 @@ class Affectnet(tfds.core.GeneratorBasedBuilder):
                 raise common.LayoutError(
                     f"{csv_path} lacks AffectNet's columns {missing}: expected the header "
                     f"{','.join(COLUMNS)}, found {header}")
-            tasks = (self._parse(split, f"{name}:{number}", header, row, images, csv_path,
-                                 number)
+            tasks = (self._parse(split, f"{csv_path}:{number}", header, row, images,
+                                 csv_path, number)
                      for number, row in enumerate(reader, start=2) if row)
             # Decoding full-size photos dominates: threads (cv2 releases the GIL).
+            yielded = 0
             for task, (example, where, why) in common.parallel_map(
                     self._load, (t for t in tasks if t is not None)):
                 if example is None:
                     self.report.skip(split, where, why)
                 else:
+                    yielded += 1
                     yield task["key"], example
+        if not yielded:
+            raise self.report.nothing_survived(split, csv_path)
 
     def _parse(self, split, where, header, row, images, csv_path, number):
         """The row's work item, or None (skipped or dropped, and recorded)."""
@@ -128,14 +132,17 @@ class Affectnet(tfds.core.GeneratorBasedBuilder):
             return None
         fields = dict(zip(header, (v.strip() for v in row)))
         try:
-            code = int(float(fields["expression"]))
-            box = [int(float(fields[k])) for k in ("face_x", "face_y", "face_width",
-                                                   "face_height")]
-            valence, arousal = float(fields["valence"]), float(fields["arousal"])
+            numbers = [float(fields[k]) for k in ("expression", "face_x", "face_y",
+                                                  "face_width", "face_height", "valence",
+                                                  "arousal")]
         except ValueError:
-            self.report.skip(split, where, "malformed row: non-numeric expression, "
-                             "face box, valence or arousal")
+            numbers = [math.nan]
+        if not all(math.isfinite(v) for v in numbers) or not numbers[0].is_integer():
+            self.report.skip(split, where, "malformed row: expression, face box, valence "
+                             "or arousal not a finite number (expression a whole one)")
             return None
+        code, box = int(numbers[0]), [int(v) for v in numbers[1:5]]
+        valence, arousal = numbers[5:]
         if not 0 <= code < NUM_CODES:
             raise common.LabelError(
                 f"{csv_path} row {number}: expression {code} is outside AffectNet's codes "

@@ -125,6 +125,7 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, folder: str):
         size = int(self.builder_config.image_size)
+        yielded = 0
         for class_name, canonical in class_folders(folder).items():
             if canonical not in self.label_set.canonical:
                 raise common.LabelError(
@@ -142,5 +143,8 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
                     self.report.skip(split, os.path.join(class_dir, file_name), why)
                     continue
                 relative = f"{class_name}/{file_name}"
+                yielded += 1
                 yield relative, {"image": common.square(image, size), "label": label,
                                  "file_name": relative}
+        if not yielded:
+            raise self.report.nothing_survived(split, folder)

@@ -27,7 +27,7 @@ from fer.gallery import scan as scan_lib
 
 PhotoError = photos_lib.PhotoError
 # A path, an RGB / gray / RGBA uint8 array, or a PIL image.
-Image = Union[str, os.PathLike, np.ndarray, "PIL.Image.Image"]  # noqa: F821
+ImageLike = Union[str, os.PathLike, np.ndarray, "PIL.Image.Image"]  # noqa: F821
 
 
 @dataclasses.dataclass
@@ -51,8 +51,10 @@ class Face:
     def from_result(cls, face: analyze_lib.Face, width: int, height: int) -> Face:
         """From the pipeline's face (box in fractions) and the image's size in pixels."""
         fx, fy, fw, fh = face.box
-        x, y = round(fx * width), round(fy * height)
-        box = (x, y, min(round(fw * width), width - x), min(round(fh * height), height - y))
+        x, y = min(round(fx * width), width - 1), min(round(fy * height), height - 1)
+        w = max(1, min(round(fw * width), width - x))
+        h = max(1, min(round(fh * height), height - y))
+        box = (x, y, w, h)
         return cls(box=box, box_fraction=face.box, label=face.label,
                    confidence=face.confidence, probabilities=dict(face.probs),
                    detector_score=face.detector_score)
@@ -79,7 +81,8 @@ class FER:
 
     model: an exported model directory (model.tflite + model.json); default
     $FER_MODEL, else the model shipped with fer. detector: "blazeface" (default)
-    or "haar".
+    or "haar". One instance serves one thread at a time (LiteRT interpreters are
+    not thread-safe): give each thread its own.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, detector: str = "blazeface"):
@@ -91,7 +94,7 @@ class FER:
         """The model's classes, in the order of its outputs."""
         return tuple(self.analyzer.classifier.spec.canonical_labels)
 
-    def analyze(self, image: Image) -> list[Face]:
+    def analyze(self, image: ImageLike) -> list[Face]:
         """Faces in `image`, most confident detection first.
 
         image: a path (str or os.PathLike; read as `fer scan` reads photos), a
@@ -115,13 +118,13 @@ class FER:
         """Every photo under `directory` (sub-folders too, as `fer scan` walks it).
 
         A file that cannot be used is yielded with its error instead of stopping
-        the walk.
+        the walk. Photos are analysed as the iterator is consumed.
         """
         directory = os.fspath(directory)
-        if not os.path.isdir(directory):
+        if not os.path.isdir(directory):  # Now, not at the first next().
             raise NotADirectoryError(f"{directory} is not a folder")
-        for path, result, error in self.results([directory]):
-            yield PhotoFaces(path, None if result is None else faces_of(result), error)
+        return (PhotoFaces(path, None if result is None else faces_of(result), error)
+                for path, result, error in self.results([directory]))
 
     def results(self, paths: Iterable[str]
                 ) -> Iterator[tuple[str, analyze_lib.PhotoResult | None, str | None]]:
@@ -192,7 +195,7 @@ def default() -> FER:
     return FER()
 
 
-def analyze(image: Image) -> list[Face]:
+def analyze(image: ImageLike) -> list[Face]:
     """Faces in one image with the default model; see `FER.analyze`."""
     return default().analyze(image)
 

@@ -102,7 +102,7 @@ def test_bad_paths_raise(model, tmp_path):
     with pytest.raises(fer.PhotoError, match="not an image"):
         model.analyze(tmp_path / "notes.jpg")
     with pytest.raises(NotADirectoryError):
-        next(model.analyze_folder(tmp_path / "notes.jpg"))
+        model.analyze_folder(tmp_path / "notes.jpg")
 
 
 def test_folder_reports_bad_files_and_goes_on(model, photo, tmp_path):

@@ -70,6 +70,9 @@ def _banner(text: str) -> None:
 
 def _export(workdir: str, variants) -> str | None:
     """fer.export when it is installed in this checkout; None (and why) otherwise."""
+    # `--config.export_variants=float32,int8` arrives as one string: split it.
+    variants = tuple(v.strip() for item in variants or () for v in str(item).split(",")
+                     if v.strip())
     if not variants:
         print("Export skipped: config.export_variants is empty.", flush=True)
         return None
@@ -79,10 +82,10 @@ def _export(workdir: str, variants) -> str | None:
         print(f"Export skipped: fer.export.tflite is not available ({e}).", flush=True)
         return None
     try:
-        return export_tflite.export_workdir(workdir, variants=tuple(variants))
-    except export_tflite.Int8AgreementError as refused:
+        return export_tflite.export_workdir(workdir, variants=variants)
+    except export_tflite.QuantizationRefused as refused:
         # The other variants and export.json are written before the refusal: a refused
-        # int8 model must not cost the run its report row or its float models.
+        # quantized model must not cost the run its report row or its float models.
         print(f"Export: {refused}", flush=True)
         return os.path.join(workdir, export_tflite.EXPORT_DIRNAME)
 

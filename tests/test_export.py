@@ -320,3 +320,16 @@ def test_recorded_params_come_from_the_run_or_the_shipped_record(tmp_path):
     shipped.mkdir()
     (shipped / "shipped.json").write_text(json.dumps({"run": {"params": 99}}))
     assert runtime.recorded_params(str(shipped)) == 99
+
+
+def test_launch_splits_a_comma_separated_variant_list(monkeypatch, tmp_path):
+    """`--config.export_variants=float32,int8` reaches the export as two variants."""
+    import launch
+
+    asked = []
+    monkeypatch.setattr(tflite, "export_workdir",
+                        lambda workdir, variants: asked.append(variants) or workdir)
+    assert launch._export(str(tmp_path), ("float32,int8",)) == str(tmp_path)
+    assert launch._export(str(tmp_path), ("float32", " dynamic_range")) == str(tmp_path)
+    assert launch._export(str(tmp_path), ("",)) is None
+    assert asked == [("float32", "int8"), ("float32", "dynamic_range")]

@@ -422,6 +422,8 @@ def test_build_ahead_command_prints_counts_and_skips(ferplus_dir, tfds_dir, caps
     assert "train: 10 records" in out and "the split keeps 7" in out
     assert "validation: 5 records" in out and "the split keeps 3" in out
     assert "skipped: 3" in out and "fer0000099.png" in out
+    assert ("per split and reason {'train': {'corrupt or undecodable image': 1, "
+            "'malformed row': 1, 'missing image': 1}}") in out
 
 
 # ----------------------------------------------------------------------------

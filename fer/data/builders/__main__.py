@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    the split keeps {kept.sum()}: " + ", ".join(
                 f"{name} {n}" for name, n in zip(built.label_set.labels, kept)))
     report = built.skipped()
-    print(f"skipped: {report['num_skipped']}" + (f"; dropped by design: {report['dropped']}"
-                                                  if report["dropped"] else ""))
+    print(f"skipped: {report['num_skipped']}"
+          + (f", per split and reason {report['counts']}" if report["counts"] else "")
+          + (f"; dropped by design: {report['dropped']}" if report["dropped"] else ""))
     for item in report["skipped"][:50]:
         print(f"  [{item['split']}] {item['name']}: {item['reason']}")
     return 0

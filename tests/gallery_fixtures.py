@@ -95,16 +95,25 @@ def write_good_photos(directory: str) -> dict[str, str]:
 
 def bomb_png(path: str, side: int = 20000) -> str:
     """A real, valid side x side gray PNG (zeros) of a few hundred KiB."""
+    return constant_png(path, side, side, b"\0", bit_depth=8, color_type=0, level=1)
+
+
+def constant_png(path: str, width: int, height: int, pixel: bytes, *, bit_depth: int,
+                 color_type: int, level: int = 9) -> str:
+    """A valid PNG of one repeated `pixel` (raw bytes, big-endian samples), written
+    row by row: huge images in a few hundred KiB, never held decoded in memory.
+    color_type is PNG's: 0 gray, 2 RGB, 4 gray+alpha, 6 RGBA."""
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return (struct.pack(">I", len(payload)) + kind + payload
                 + struct.pack(">I", zlib.crc32(kind + payload)))
 
-    row = bytes(side + 1)  # Filter byte + pixels.
-    comp = zlib.compressobj(1)
-    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    row = b"\0" + pixel * width  # Filter byte (none) + pixels.
+    comp = zlib.compressobj(level)
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n")
-        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)))
+        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth,
+                                           color_type, 0, 0, 0)))
+        body = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
         f.write(chunk(b"IDAT", body))
         f.write(chunk(b"IEND", b""))
     return path

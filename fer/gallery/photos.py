@@ -6,6 +6,12 @@ about a megapixel: several times faster than a full decode and resize. Every fil
 is vetted from its header before any pixel is decoded, so a 20000x20000
 decompression bomb, a truncated JPEG or a text file named .jpg is refused with a
 reason instead of stopping a scan.
+
+Memory is budgeted in bytes, not only pixels: a 108 MP 16-bit RGBA PNG is under the
+pixel limit but decodes to 824 MiB, so the decoded size is estimated from the header
+(size x channels x bytes per sample) and refused above MAX_DECODE_BYTES. What is
+decoded is converted to 8-bit RGB (alpha composited in integers) and reduced in
+bands of rows, so no full-size copy is made after the decode itself.
 """
 
 from __future__ import annotations
@@ -13,20 +19,32 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import warnings
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-PHOTO_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff"})
+try:  # HEIC/HEIF (iPhone photos) through libheif, where pillow-heif is installed.
+    import pillow_heif
+    pillow_heif.register_heif_opener()
+    HEIF_SUPPORTED = True
+except ImportError:
+    HEIF_SUPPORTED = False
+
+PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".dib",
+                              ".tif", ".tiff", ".heic", ".heif"})
 MAX_PIXELS = 120_000_000     # Above any phone or camera photo; refuses bombs.
 MAX_FILE_BYTES = 400 << 20   # 400 MiB.
+MAX_DECODE_BYTES = 320 << 20  # Decoded pixels of one photo: 2 workers stay < 1 GiB.
+_BAND_BYTES = 4 << 20        # Rows converted and reduced at a time.
 WORK_SIDE = 960              # Long side photos are decoded/reduced to (at least).
 EXIF_ORIENTATION = 0x0112
 _JPEG_EOI, _JPEG_SOS = b"\xff\xd9", b"\xff\xda"
-_PIL_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "DIB", "TIFF", "MPO"}
+_PIL_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "DIB", "TIFF", "MPO", "HEIF"}
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+HEIF_MISSING = "HEIC/HEIF not supported: install pillow-heif (pip install pillow-heif)"
 
 
 class PhotoError(Exception):
@@ -68,8 +86,8 @@ _REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
                   4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
-def read_photo(path: str, *, work_side: int = WORK_SIDE,
-               max_pixels: int = MAX_PIXELS) -> Photo:
+def read_photo(path: str, *, work_side: int = WORK_SIDE, max_pixels: int = MAX_PIXELS,
+               max_bytes: int = MAX_DECODE_BYTES) -> Photo:
     """Reads `path` into an upright RGB `Photo`; raises PhotoError with the reason."""
     try:
         size = os.stat(path).st_size
@@ -83,30 +101,35 @@ def read_photo(path: str, *, work_side: int = WORK_SIDE,
         raise
     except OSError as e:
         raise PhotoError(f"cannot read: {e.strerror or e}") from None
-    return decode_photo(data, work_side=work_side, max_pixels=max_pixels)
+    return decode_photo(data, work_side=work_side, max_pixels=max_pixels,
+                        max_bytes=max_bytes)
 
 
 def decode_photo(data: bytes, *, work_side: int = WORK_SIDE,
-                 max_pixels: int = MAX_PIXELS) -> Photo:
+                 max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_DECODE_BYTES) -> Photo:
     """Decodes encoded image bytes; see `read_photo`."""
     if not data:
         raise PhotoError("empty file (0 bytes)")
-    width, height, fmt, orientation = _read_header(data)
+    header = _read_header(data)
+    width, height, fmt, orientation = (header.width, header.height, header.format,
+                                       header.orientation)
     if width * height > max_pixels:
         raise PhotoError(f"image too large ({width}x{height} = {width * height / 1e6:.0f} MP "
                          f"> {max_pixels / 1e6:.0f} MP); refused before decoding")
-    if fmt in ("JPEG", "MPO"):
+    jpeg = fmt in ("JPEG", "MPO")
+    factor = reduction_for(width, height, work_side) if jpeg else 1
+    _check_budget(header, _DECODERS.get(fmt, ("cv2",))[0], max_bytes, factor)
+    if jpeg:
         # A file cut short has no end-of-image marker after its last scan.
         if data.rfind(_JPEG_EOI) < data.rfind(_JPEG_SOS) or _JPEG_SOS not in data:
             raise PhotoError("truncated JPEG (no end of image after the last scan)")
-        factor = reduction_for(width, height, work_side)
         image = cv2.imdecode(np.frombuffer(data, np.uint8),
                              _REDUCED_FLAGS[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
         if image is None:
             raise PhotoError("corrupt JPEG (decoder failed)")
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     else:
-        image = _decode_other(data, fmt)
+        image = _decode_other(data, header, work_side, max_bytes)
     image = _apply_orientation(image, orientation)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
@@ -148,20 +171,51 @@ def _to_work_size(image: np.ndarray, work_side: int) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _read_header(data: bytes) -> tuple[int, int, str, int]:
-    """(width, height, format, EXIF orientation) from the header, no pixels decoded."""
+@dataclasses.dataclass(frozen=True)
+class _Header:
+    """What the header says, enough to refuse a file or size its decode."""
+
+    width: int
+    height: int
+    format: str
+    orientation: int
+    channels: int      # As decoded (palettes expanded, alpha kept).
+    sample_bits: int   # Per channel, as stored (16 for 16-bit PNGs, 32 for float TIFFs).
+    pil_pixel_bytes: int  # PIL's own storage per pixel (RGB takes 4), for PIL decodes.
+
+    def decode_bytes(self, decoder: str, jpeg_factor: int = 1) -> int:
+        """Peak bytes the `decoder` ("cv2", "pil" or "heif") holds for the pixels.
+
+        Measured: cv2.imdecode peaks at twice its output (which keeps 16 bits and
+        alpha); PIL holds its image (RGB stored as 4 bytes, 16-bit RGB(A) cut to
+        8 bits); libheif its YCbCr planes and the RGB(A) output.
+        """
+        w, h = -(-self.width // jpeg_factor), -(-self.height // jpeg_factor)
+        sample = -(-self.sample_bits // 8)
+        if decoder == "cv2":
+            return 2 * w * h * self.channels * sample
+        if decoder == "heif":  # Three planes at most, then 8-bit output.
+            return w * h * (3 * sample + self.channels)
+        return w * h * self.pil_pixel_bytes
+
+
+def _read_header(data: bytes) -> _Header:
+    """Size, format, EXIF orientation and decoded depth from the header, no pixels."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's own bomb warning: we check below.
             with Image.open(io.BytesIO(data)) as im:
                 width, height, fmt = im.width, im.height, im.format or "?"
+                channels, bits, pil_bytes = _depth(im)
                 try:
-                    orientation = int(im.getexif().get(EXIF_ORIENTATION, 1) or 1)
+                    orientation = int(_exif(im, data).get(EXIF_ORIENTATION, 1) or 1)
                 except Exception:  # A broken EXIF block does not spoil the pixels.
                     orientation = 1
     except Image.DecompressionBombError as e:
         raise PhotoError(f"image too large; refused before decoding ({e})") from None
     except UnidentifiedImageError:
+        if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS and not HEIF_SUPPORTED:
+            raise PhotoError(HEIF_MISSING) from None
         raise PhotoError("not an image (content matches no image format)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise PhotoError(f"not a readable image ({type(e).__name__}: {e})") from None
@@ -169,23 +223,115 @@ def _read_header(data: bytes) -> tuple[int, int, str, int]:
         raise PhotoError(f"unsupported image format {fmt}")
     if width < 1 or height < 1:
         raise PhotoError(f"image has no pixels ({width}x{height})")
-    return width, height, fmt, orientation if 1 <= orientation <= 8 else 1
+    return _Header(width, height, fmt, orientation if 1 <= orientation <= 8 else 1,
+                   channels, bits, pil_bytes)
 
 
-def _decode_other(data: bytes, fmt: str) -> np.ndarray:
-    """PNG, WebP, BMP, TIFF (any depth, gray/alpha) -> RGB uint8."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8),
-                         cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:  # OpenCV lacks some TIFF codecs and palette modes; PIL has them.
+def _exif(im: Image.Image, data: bytes) -> Image.Exif:
+    """The EXIF block, never decoding pixels: PIL's PNG getexif() decodes the whole
+    image to look for an eXIf chunk after the pixel data, so PNGs are searched here."""
+    if im.format != "PNG" or "exif" in im.info:
+        return im.getexif()
+    exif = Image.Exif()
+    at = data.find(b"eXIf", 33)  # After the signature and IHDR.
+    if at >= 0:
+        exif.load(data[at + 4:at + 4 + int.from_bytes(data[at - 4:at], "big")])
+    return exif
+
+
+def _depth(im: Image.Image) -> tuple[int, int, int]:
+    """(channels, bits per sample, PIL bytes per pixel) of an opened, unloaded image.
+
+    PIL reports a 16-bit RGB(A) PNG as mode RGB(A); its raw mode ("RGBA;16B") or a
+    HEIF's bit_depth tells the stored depth, which OpenCV keeps when decoding.
+    """
+    mode = im.mode
+    alpha = "A" in mode or "transparency" in im.info
+    bands = len(im.getbands())
+    channels = max(bands, 4 if alpha else 3 if bands >= 3 or mode == "P" else 1)
+    bits = 32 if mode in ("I", "F") else 16 if mode.startswith("I;16") else 8
+    for tile in im.tile:
+        raw = tile.args if isinstance(tile.args, str) else (
+            tile.args[0] if tile.args and isinstance(tile.args[0], str) else "")
+        match = re.search(r";(\d+)", raw)
+        bits = max(bits, int(match.group(1)) if match else 0)
+    bits = max(bits, int(im.info.get("bit_depth") or 0))
+    pil_bytes = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return channels, bits, pil_bytes
+
+
+def _check_budget(header: _Header, decoder: str, max_bytes: int, factor: int = 1) -> None:
+    need = header.decode_bytes(decoder, factor)
+    if need > max_bytes:
+        raise PhotoError(
+            f"image needs {need / 2**20:.0f} MiB to decode ({header.width}x{header.height}, "
+            f"{header.channels} channels x {header.sample_bits} bit) > the "
+            f"{max_bytes / 2**20:.0f} MiB budget; refused before decoding")
+
+
+# Decoders to try per format, leanest first (JPEG, MPO and other formats: OpenCV).
+_DECODERS = {"PNG": ("pil",), "TIFF": ("pil", "cv2"), "HEIF": ("heif",),
+             "WEBP": ("cv2", "pil"), "BMP": ("cv2", "pil"), "DIB": ("cv2", "pil")}
+
+
+def _decode_other(data: bytes, header: _Header, work_side: int,
+                  max_bytes: int) -> np.ndarray:
+    """PNG, WebP, BMP, TIFF, HEIF (any depth, gray/alpha) -> RGB uint8, reduced to a
+    long side of `work_side` if twice that or more, converted band by band."""
+    fmt, error = header.format, "decoder failed"
+    for i, decoder in enumerate(_DECODERS[fmt]):
+        if i:  # A fallback (PIL lacks some TIFF codecs, OpenCV some BMP/WebP modes).
+            _check_budget(header, decoder, max_bytes)
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-                image = _pil_to_array(im)
+            if decoder == "cv2":
+                image = cv2.imdecode(np.frombuffer(data, np.uint8),
+                                     cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+                if image is None:
+                    continue
+                return _rgb_reduced(lambda y0, y1: image[y0:y1], *image.shape[:2], True,
+                                    work_side)
+            if decoder == "heif":  # libheif's RGB(A) array, already upright.
+                image = np.asarray(pillow_heif.open_heif(io.BytesIO(data),
+                                                         convert_hdr_to_8bit=True))
+                return _rgb_reduced(lambda y0, y1: image[y0:y1], *image.shape[:2], False,
+                                    work_side)
+            with warnings.catch_warnings():  # Size checked: MAX_PIXELS and budget.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data)) as im:
+                    im.load()
+                    return _rgb_reduced(
+                        lambda y0, y1: _pil_to_array(im.crop((0, y0, im.width, y1))),
+                        im.height, im.width, False, work_side)
         except Exception as e:
-            raise PhotoError(f"corrupt or truncated {fmt} ({type(e).__name__}: {e})") from None
-        bgr = False
-    else:
-        bgr = True
+            error = f"{type(e).__name__}: {e}"
+    raise PhotoError(f"corrupt or truncated {fmt} ({error})")
+
+
+def _rgb_reduced(rows, height: int, width: int, bgr: bool, work_side: int) -> np.ndarray:
+    """Converts `rows(y0, y1)` (any depth and channels) to RGB uint8 a band at a time,
+    reducing each band by an integer factor when the image is twice `work_side` or
+    more, then to exactly `work_side`: memory beyond the decode stays a few bands."""
+    long_side = max(height, width)
+    factor = long_side // work_side if long_side >= 2 * work_side else 1
+    step = max(1, _BAND_BYTES // (width * 8 * factor)) * factor
+    out_w = max(1, round(width / factor))
+    bands = []
+    for y0 in range(0, height, step):
+        band = _to_rgb(rows(y0, min(height, y0 + step)), bgr)
+        if factor > 1:
+            band = cv2.resize(band, (out_w, max(1, round(band.shape[0] / factor))),
+                              interpolation=cv2.INTER_AREA)
+        bands.append(band)
+    image = bands[0] if len(bands) == 1 else np.concatenate(bands)
+    if factor > 1:
+        s = work_side / long_side
+        image = cv2.resize(image, (max(1, round(width * s)), max(1, round(height * s))),
+                           interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _to_rgb(image: np.ndarray, bgr: bool) -> np.ndarray:
+    """Any depth, gray, gray+alpha, colour or colour+alpha -> RGB uint8 (alpha on white)."""
     image = _to_uint8(image)
     if image.ndim == 2:
         image = image[:, :, None]
@@ -200,11 +346,12 @@ def _decode_other(data: bytes, fmt: str) -> np.ndarray:
         colour, alpha = image[:, :, :3], image[:, :, 3:4]
         rgb = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB) if bgr else colour
         return _over_white(np.ascontiguousarray(rgb), alpha)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(image)
 
 
 def _pil_to_array(im: Image.Image) -> np.ndarray:
-    if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+    if (im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1")
+            or (im.mode in ("L", "RGB") and "transparency" in im.info)):
         im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
     elif im.mode.startswith("I;16"):
         return np.asarray(im, dtype=np.uint16)
@@ -226,10 +373,16 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def _over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composites onto white: transparent pixels' colours are arbitrary otherwise."""
-    a = alpha.astype(np.float32) / 255
-    out = rgb.astype(np.float32) * a + 255 * (1 - a)
-    return (out + 0.5).astype(np.uint8)
+    """Composites onto white: transparent pixels' colours are arbitrary otherwise.
+
+    round((rgb * a + 255 * (255 - a)) / 255) in uint16 (at most 65152): exact, and
+    2 bytes per sample where float32 took 4.
+    """
+    a = alpha.astype(np.uint16)
+    out = rgb.astype(np.uint16) * a
+    out += 255 * (255 - a) + 127
+    out //= 255
+    return out.astype(np.uint8)
 
 
 def _apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:

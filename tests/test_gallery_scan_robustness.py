@@ -1,0 +1,177 @@
+"""Scans that stay within bounds: decoded-memory budget, workers that die with their
+parent, folders that cannot be listed, HEIC photos."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import gallery_fixtures as gf
+from fer import spec as spec_lib
+from fer.gallery import index, photos, scan
+
+# 12000x9000 16-bit RGBA, half transparent: 108 MP (under MAX_PIXELS), 824 MiB decoded.
+BIG_W, BIG_H = 12000, 9000
+BIG_PIXEL = bytes([0x80, 0, 0x40, 0, 0xC0, 0, 0x80, 0])
+
+
+@pytest.fixture(scope="module")
+def big_png(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("big") / "big16.png")
+    return gf.constant_png(path, BIG_W, BIG_H, BIG_PIXEL, bit_depth=16, color_type=6)
+
+
+def _fer(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "fer", *argv]
+
+
+def _children(pid: int) -> set[int]:
+    """Live processes whose parent is `pid` (from /proc)."""
+    out = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = _stat(int(name))
+            if stat is not None and int(stat[1]) == pid and stat[0] != "Z":
+                out.add(int(name))
+    return out
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat fields after the command name: state, ppid, ...; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _hwm_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _watch_tree_peak(proc: subprocess.Popen, timeout: float) -> dict[tuple[int, str], int]:
+    """Peak RSS (VmHWM) of `proc` and every descendant, polled until it exits.
+
+    Keys are (pid, start time), so a reused pid is not mistaken for another process.
+    The sum of the values bounds the tree's peak from above.
+    """
+    peaks: dict[tuple[int, str], int] = {}
+    deadline = time.time() + timeout
+    while proc.poll() is None and time.time() < deadline:
+        tree, frontier = {proc.pid}, [proc.pid]
+        while frontier:
+            kids = _children(frontier.pop())
+            frontier += kids - tree
+            tree |= kids
+        for pid in tree:
+            stat, hwm = _stat(pid), _hwm_bytes(pid)
+            if stat is not None and hwm is not None:
+                key = (pid, stat[19])
+                peaks[key] = max(peaks.get(key, 0), hwm)
+        time.sleep(0.02)
+    if proc.poll() is None:
+        proc.kill()
+        pytest.fail(f"scan did not finish in {timeout} s")
+    return peaks
+
+
+# --- 1. Memory budget -------------------------------------------------------------
+
+def test_scan_of_huge_16bit_rgba_pngs_stays_under_1_gb(big_png, tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for name in ("a.png", "b.png"):
+        os.link(big_png, root / name)
+    proc = subprocess.Popen(
+        _fer("scan", str(root), "--db", str(tmp_path / "i.sqlite"), "--workers", "2",
+             "--quiet", "--json", "--model", spec_lib.SHIPPED_MODEL_DIR),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peaks = _watch_tree_peak(proc, timeout=300)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert len(peaks) >= 3, peaks  # The parent and both workers were measured.
+    total = sum(peaks.values())
+    print(f"scan tree peak RSS <= {total / 2**20:.0f} MiB over {len(peaks)} processes")
+    assert total < 1 << 30, {k: v >> 20 for k, v in peaks.items()}
+
+
+def test_huge_16bit_rgba_png_is_refused_from_its_header_naming_size_and_budget(
+        big_png, monkeypatch):
+    from PIL import ImageFile
+
+    def no_pixels(self):
+        raise AssertionError("pixels decoded")
+
+    with monkeypatch.context() as m:  # The header read alone decides.
+        m.setattr(ImageFile.ImageFile, "load", no_pixels)
+        with pytest.raises(photos.PhotoError, match=r"needs 412 MiB to decode "
+                           r"\(12000x9000, 4 channels x 16 bit\) > the 384 MiB budget"):
+            photos.read_photo(big_png, max_bytes=384 << 20)
+
+
+def test_big_photos_within_budget_decode_reduced_and_composited(tmp_path):
+    # 3000x2000 16-bit RGBA, half transparent: 8-bit, on white, reduced to 960 px.
+    path = gf.constant_png(str(tmp_path / "a.png"), 3000, 2000, BIG_PIXEL, bit_depth=16,
+                           color_type=6)
+    photo = photos.read_photo(path)
+    assert (photo.width, photo.height, photo.image.shape) == (3000, 2000, (640, 960, 3))
+    # Alpha 0x80 (128/255) over white: round((c * 128 + 255 * 127) / 255).
+    expected = [round((c * 128 + 255 * 127) / 255) for c in (0x80, 0x40, 0xC0)]
+    assert (photo.image == expected).all()
+
+
+def test_banded_reduction_matches_one_resize_of_the_whole_image(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = cv2.resize(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), (4000, 3000),
+                     interpolation=cv2.INTER_CUBIC)
+    path = gf.save(str(tmp_path / "big.png"), rgb)
+    photo = photos.read_photo(path, work_side=photos.WORK_SIDE)
+    whole = cv2.resize(rgb, (960, 720), interpolation=cv2.INTER_AREA)
+    assert photo.image.shape == whole.shape
+    diff = np.abs(photo.image.astype(int) - whole)
+    assert diff.mean() < 0.5 and diff.max() <= 3
+
+
+def test_integer_alpha_composite_equals_the_rounded_float_one():
+    rgb, alpha = np.meshgrid(np.arange(256), np.arange(256))
+    rgb = np.repeat(rgb.astype(np.uint8)[..., None], 3, axis=2)
+    alpha = alpha.astype(np.uint8)[..., None]
+    exact = np.floor((rgb * alpha.astype(np.float64) + 255.0 * (255 - alpha)) / 255 + 0.5)
+    assert (photos._over_white(rgb, alpha) == exact).all()
+
+
+def test_png_orientation_is_read_without_decoding_pixels(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    upright = gf.landscape(gf.astronaut(), (60, 80))
+    stored = np.ascontiguousarray(np.rot90(upright))  # Orientation 6 turns it back.
+    png = cv2.imencode(".png", cv2.cvtColor(stored, cv2.COLOR_RGB2BGR))[1].tobytes()
+    exif = Image.Exif()
+    exif[photos.EXIF_ORIENTATION] = 6
+    payload = exif.tobytes()[6:]  # Without the "Exif\0\0" of JPEG's APP1.
+    chunk = (struct.pack(">I", len(payload)) + b"eXIf" + payload
+             + struct.pack(">I", zlib.crc32(b"eXIf" + payload)))
+    data = png[:-12] + chunk + png[-12:]  # After the pixels, before IEND.
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoded"))
+    assert photos._read_header(data).orientation == 6
+    monkeypatch.undo()
+    photo = photos.decode_photo(data)
+    assert (photo.width, photo.height) == (80, 60) and (photo.image == upright).all()

@@ -245,15 +245,16 @@ def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
     with open(os.path.join(out_dir, ENSEMBLE_RECORD), "w") as f:
         json.dump(record, f, indent=2)
 
-    validation = tflite.split_images(config, split, num_validation, pipeline=pipeline)
+    validation, validation_labels = tflite.split_faces(config, split, num_validation,
+                                                      pipeline=pipeline)
     calibration = (tflite.split_images(config, config.get("train_split", "train"),
                                        tflite.MAX_CALIBRATION_IMAGES, pipeline=pipeline)
                    if "int8" in variants else None)
     try:
         tflite.export(module, variables, out_spec, os.path.join(out_dir, tflite.EXPORT_DIRNAME),
                       variants=variants, calibration_images=calibration,
-                      validation_images=validation)
-    except tflite.Int8AgreementError as e:
+                      validation_images=validation, validation_labels=validation_labels)
+    except tflite.QuantizationRefused as e:
         print(f"ensemble: {e}", file=sys.stderr)
     return {**record, "summary": summary}
 

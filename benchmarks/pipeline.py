@@ -7,9 +7,11 @@ core) and photos per second of a real scan with 1 and 2 worker processes.
 Photos in each subfolder of DIR form one group (e.g. 640x480/, 4000x3000/); loose
 files in DIR form a group of their own. `--make-samples N` first writes N JPEGs of
 each size in SIZES made from scikit-image's astronaut photo (a real face, shipped
-with the package). Without a trained model, `--design baseline` exports that
+with the package), and N 640x480 JPEGs with three faces each (640x480x3faces/).
+Without a trained model, `--design baseline` exports that
 design with random weights: the timing is the same, the labels are meaningless.
-Goals (issue 6): <= 25 ms per 640x480 photo and <= 50 ms per 12-MP JPEG on one core.
+Goals (issue 6): <= 25 ms per 640x480 photo and <= 50 ms per 12-MP JPEG on one core;
+(issue 20) <= 10 ms per 640x480 photo with three faces.
 """
 
 from __future__ import annotations
@@ -29,31 +31,81 @@ import numpy as np
 from fer.gallery import analyze, detect, index, photos, scan
 
 SIZES = ((640, 480), (4000, 3000))
-GOALS_MS = {"640x480": 25.0, "4000x3000": 50.0}
+GROUP_SIZE = (640, 480)  # The three-face group's photo size.
+GOALS_MS = {"640x480": 25.0, "4000x3000": 50.0, "640x480x3faces": 10.0}
+# BlazeFace's face boxes (x0, y0, x1, y1) on scikit-image's photos: the astronaut
+# (512x512), and the head crops (rows, columns) that the three-face group pastes,
+# with their heights as a fraction of the photo's (the cameraman's profile needs more).
+ASTRONAUT_FACE = (171, 66, 277, 172)
+HEADS = {"astronaut": ((0, 300), (100, 350), (70, 65, 182, 177), (0.35, 0.5)),
+         "camera": ((60, 300), (150, 330), (50, 62, 124, 136), (0.5, 0.58))}
 
 
-def make_samples(directory: str, count: int) -> None:
-    """`count` JPEGs per size: the astronaut at varied places, scales and backgrounds."""
+def make_samples(directory: str, count: int) -> dict[str, list[tuple[float, ...]]]:
+    """`count` JPEGs per size: the astronaut at varied places, scales and backgrounds,
+    and a 640x480 group with three heads each (the astronaut, mirrored, and the
+    cameraman). Returns each photo's face boxes (x0, y0, x1, y1) in its pixels."""
     from skimage import data as skdata
 
     face = skdata.astronaut()
     rng = np.random.default_rng(0)
+    truths = {}
     for w, h in SIZES:
         group = os.path.join(directory, f"{w}x{h}")
         os.makedirs(group, exist_ok=True)
         for i in range(count):
-            bg = cv2.GaussianBlur(rng.integers(40, 220, (h // 8, w // 8, 3), np.uint8),
-                                  (0, 0), 2)
-            bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+            bg = background(rng, w, h)
             side = int(min(w, h) * rng.uniform(0.5, 0.9))
             person = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA
                                 if side < 512 else cv2.INTER_CUBIC)
             x, y = rng.integers(0, w - side + 1), rng.integers(0, h - side + 1)
             bg[y:y + side, x:x + side] = person
-            bg = np.clip(bg.astype(np.int16) + rng.normal(0, 3, bg.shape), 0, 255)
-            cv2.imwrite(os.path.join(group, f"photo_{i:03d}.jpg"),
-                        cv2.cvtColor(bg.astype(np.uint8), cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+            path = os.path.join(group, f"photo_{i:03d}.jpg")
+            truths[path] = [tuple(float(v) * side / 512 + o for v, o in
+                                  zip(ASTRONAUT_FACE, (x, y, x, y)))]
+            _save_jpeg(path, rng, bg)
+    camera = np.repeat(skdata.camera()[..., None], 3, axis=2)
+    sources = {"astronaut": face, "camera": camera}
+    w, h = GROUP_SIZE
+    group = os.path.join(directory, f"{w}x{h}x3faces")
+    os.makedirs(group, exist_ok=True)
+    for i in range(count):
+        bg = background(rng, w, h)
+        boxes = []
+        for column, (name, mirror) in enumerate(
+                (("astronaut", False), ("astronaut", True), ("camera", False))):
+            (r0, r1), (c0, c1), box, (lo, hi) = HEADS[name]
+            head = sources[name][r0:r1, c0:c1]
+            if mirror:
+                head = head[:, ::-1]
+                box = (c1 - c0 - box[2], box[1], c1 - c0 - box[0], box[3])
+            scale = rng.uniform(lo, hi) * h / head.shape[0]
+            hw, hh = round(head.shape[1] * scale), round(head.shape[0] * scale)
+            x = column * w // 3 + int(rng.integers(0, w // 3 - hw + 1))
+            y = int(rng.integers(0, h - hh + 1))
+            bg[y:y + hh, x:x + hw] = cv2.resize(head, (hw, hh), interpolation=cv2.INTER_AREA)
+            boxes.append(tuple(v * scale + o for v, o in zip(box, (x, y, x, y))))
+        path = os.path.join(group, f"photo_{i:03d}.jpg")
+        truths[path] = boxes
+        _save_jpeg(path, rng, bg)
+    return truths
+
+
+def background(rng, w: int, h: int) -> np.ndarray:
+    """Blurred colour noise, upscaled: smooth, photo-like, no faces."""
+    bg = cv2.GaussianBlur(rng.integers(40, 220, (h // 8, w // 8, 3), np.uint8), (0, 0), 2)
+    return cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def with_noise(rng, rgb: np.ndarray) -> np.ndarray:
+    """A camera's faint sensor noise (sigma 3) on an RGB uint8 image."""
+    noisy = np.clip(rgb.astype(np.int16) + rng.normal(0, 3, rgb.shape), 0, 255)
+    return noisy.astype(np.uint8)
+
+
+def _save_jpeg(path: str, rng, rgb: np.ndarray) -> None:
+    cv2.imwrite(path, cv2.cvtColor(with_noise(rng, rgb), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
 def export_design(design: str, out_dir: str) -> str:

@@ -261,3 +261,15 @@ def test_cpu_model_names_arm_cores():
                     for i, part in enumerate(["0xd05"] * 4 + ["0xd0b"] * 3 + ["0xd44"]))
     assert runner.cpu_model(phone) == "4x Cortex-A55 + 3x Cortex-A76 + 1x Cortex-X1"
     assert runner.cpu_model("model name\t: AMD EPYC 7B13\n") == "AMD EPYC 7B13"
+
+
+def test_arm_export_dir_times_every_accepted_variant(tmp_path, export_dir, capsys):
+    results = tmp_path / "rehearsal"
+    assert arm.main(["--local", str(tmp_path / "home"), "--export", export_dir,
+                     "--threads", "1", "--runs", "2", "--warmup", "0",
+                     "--out", str(results)]) == 0
+    record = tflite.load_record(export_dir)
+    assert [e["variant"] for e in arm.load_reports(str(results))] == list(record["variants"])
+    assert "rehearsal, not a device timing" in capsys.readouterr().out
+    assert arm.main(["--local", str(tmp_path / "home"), "--export", str(tmp_path)]) == 1
+    assert "no export.json" in capsys.readouterr().err

@@ -168,6 +168,17 @@ def run_on_device(transport, models: Sequence[str], threads: Sequence[int], *,
     return report
 
 
+def exported_models(export_dir: str) -> list[str]:
+    """The files of the variants an export accepted, in its export.json's order."""
+    path = os.path.join(export_dir, runner.RECORD_FILENAMES[1])
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no {runner.RECORD_FILENAMES[1]} in {export_dir}: export "
+                                "first (python -m fer.export --workdir RUN --variants ...)")
+    with open(path) as f:
+        record = json.load(f)
+    return [os.path.join(export_dir, e["file"]) for e in record.get("variants", {}).values()]
+
+
 def is_device_entry(entry: Mapping[str, Any]) -> bool:
     """A timing from a real ARM device: not a --local rehearsal, not emulated."""
     transport = str(entry.get("transport", ""))
@@ -220,7 +231,10 @@ def main(argv=None) -> int:
     parser.add_argument("--identity", help="ssh private key file")
     parser.add_argument("--ssh-command", default="ssh", help="ssh program")
     parser.add_argument("--scp-command", default="scp", help="scp program")
-    parser.add_argument("--model", required=True, action="append", help=".tflite (repeatable)")
+    parser.add_argument("--model", action="append", default=[], help=".tflite (repeatable)")
+    parser.add_argument("--export", action="append", default=[], metavar="DIR",
+                        help="an export directory: every variant its export.json accepted "
+                             "(repeatable; a refused variant has no file and is skipped)")
     parser.add_argument("--threads", default="1,2,4")
     parser.add_argument("--runs", type=int, default=runner.DEFAULT_RUNS)
     parser.add_argument("--warmup", type=int, default=runner.DEFAULT_WARMUP)
@@ -233,6 +247,9 @@ def main(argv=None) -> int:
                         "--emulate)")
     args = parser.parse_args(argv)
     try:
+        models = [*args.model, *(m for d in args.export for m in exported_models(d))]
+        if not models:
+            parser.error("name models with --model or --export")
         if args.ssh:
             transport = SSHTransport(args.ssh, args.port, args.identity, ssh=args.ssh_command,
                                      scp=args.scp_command)
@@ -243,7 +260,7 @@ def main(argv=None) -> int:
         else:
             transport = LocalTransport(args.local)
             python, out = shlex.quote(sys.executable), REHEARSAL_RESULTS
-        report = run_on_device(transport, args.model, runner.parse_threads(args.threads),
+        report = run_on_device(transport, models, runner.parse_threads(args.threads),
                                runs=args.runs, warmup=args.warmup,
                                python=args.python or python, remote_dir=args.remote_dir)
     except (TransportError, FileNotFoundError) as e:

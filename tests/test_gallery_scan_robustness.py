@@ -175,3 +175,96 @@ def test_png_orientation_is_read_without_decoding_pixels(tmp_path, monkeypatch):
     monkeypatch.undo()
     photo = photos.decode_photo(data)
     assert (photo.width, photo.height) == (80, 60) and (photo.image == upright).all()
+
+
+# --- 2. Workers end with their parent ----------------------------------------------
+
+def _alive(pid: int, start: str) -> bool:
+    stat = _stat(pid)
+    return stat is not None and stat[19] == start and stat[0] != "Z"
+
+
+def test_sigkilled_scan_leaves_no_worker_or_resource_tracker(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    first = gf.save(str(root / "p000.jpg"), gf.landscape(gf.astronaut()), quality=90)
+    for i in range(1, 400):  # Enough work to be mid-scan at the kill, on a busy CPU too.
+        os.link(first, root / f"p{i:03d}.jpg")
+    db = tmp_path / "i.sqlite"
+    proc = subprocess.Popen(
+        _fer("scan", str(root), "--db", str(db), "--workers", "2", "--quiet",
+             "--model", spec_lib.SHIPPED_MODEL_DIR),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        indexed, deadline = 0, time.time() + 120
+        while indexed < 2 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            try:
+                indexed = sqlite3.connect(db).execute(
+                    "SELECT COUNT(*) FROM photos").fetchone()[0]
+            except sqlite3.OperationalError:  # Not created yet.
+                pass
+        children = {pid: _stat(pid)[19] for pid in _children(proc.pid)}
+        assert proc.poll() is None and indexed >= 2, "the scan must be killed mid-way"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(children) >= 2, children  # Both workers (and the resource tracker).
+    deadline = time.time() + 10
+    while any(_alive(p, s) for p, s in children.items()) and time.time() < deadline:
+        time.sleep(0.1)
+    left = {p: open(f"/proc/{p}/cmdline").read().replace("\0", " ")
+            for p, s in children.items() if _alive(p, s)}
+    assert not left, left
+
+
+def test_worker_exits_when_its_parent_is_already_gone():
+    code = ("import os; from fer.gallery import scan; "
+            "scan._die_with_parent(os.getppid() + 1); print('survived')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1 and "survived" not in result.stdout
+
+
+# --- 3. A folder that cannot be listed is not deleted ----------------------------
+
+def test_unlistable_folder_keeps_its_photos_and_is_reported(tmp_path, monkeypatch):
+    root = tmp_path / "p"
+    (root / "locked").mkdir(parents=True)
+    face = gf.landscape(gf.astronaut())
+    gf.save(str(root / "a.jpg"), face, quality=90)
+    gf.save(str(root / "locked" / "b.jpg"), face, quality=90)
+    (root / "locked" / "empty.jpg").touch()  # A skip under it is kept too.
+    conn = index.connect(str(tmp_path / "i.sqlite"))
+    factory = _fake_factory()
+    first = scan.scan(str(root), conn, factory, "m", workers=1, progress=False)
+    assert first.photos == 2 and len(first.skipped) == 1 and first.unlisted == []
+
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # As chmod 000 would, for anyone but root.
+        if os.fspath(path) == str(root / "locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    (root / "a.jpg").unlink()  # Really deleted: dropped.
+    again = scan.scan(str(root), conn, factory, "m", workers=1, progress=False)
+    assert again.removed == 1 and again.photos == 1 and again.skipped == first.skipped
+    assert again.unlisted == [(str(root / "locked"),
+                               "cannot list folder: Permission denied")]
+    assert "folders not listed" in again.format() and "locked" in again.format()
+    assert again.to_json()["unlisted"][0]["path"] == str(root / "locked")
+    assert [p["path"] for p in index.photos(conn)] == [str(root / "locked" / "b.jpg")]
+
+    monkeypatch.undo()  # Readable again: nothing was lost, nothing is reclassified.
+    third = scan.scan(str(root), conn, factory, "m", workers=1, progress=False)
+    assert third.unlisted == [] and third.photos == 1 and third.classified == 0
+
+
+def _fake_factory():
+    from fer.gallery import analyze, detect
+
+    analyzer = analyze.PhotoAnalyzer(detect.BlazeFaceDetector(), gf.FakeClassifier(),
+                                     thumbnail_side=160)
+    return lambda: analyzer

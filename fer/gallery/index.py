@@ -13,7 +13,7 @@ import os
 import pathlib
 import sqlite3
 import time
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from fer.gallery.analyze import PhotoResult
 
@@ -150,15 +150,22 @@ def put_skipped(conn: sqlite3.Connection, path: str, size: int | None,
                      (path, size, mtime_ns, reason))
 
 
-def forget_missing(conn: sqlite3.Connection, root: str, seen: set[str]) -> int:
-    """Drops entries under `root` whose files are gone; returns how many photos."""
+def forget_missing(conn: sqlite3.Connection, root: str, seen: set[str],
+                   keep_under: Iterable[str] = ()) -> int:
+    """Drops entries under `root` whose files are gone; returns how many photos.
+
+    Entries under a folder in `keep_under` (one that could not be listed, so its
+    files were not seen) are kept: unreadable is not deleted.
+    """
     prefix = root.rstrip(os.sep) + os.sep
-    gone = [r["path"] for r in conn.execute(
-        "SELECT path FROM photos WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
-        if r["path"] not in seen]
-    skipped_gone = [r["path"] for r in conn.execute(
-        "SELECT path FROM skipped WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
-        if r["path"] not in seen]
+    kept = tuple(folder.rstrip(os.sep) + os.sep for folder in keep_under)
+
+    def missing(table: str) -> list[str]:
+        return [r["path"] for r in conn.execute(
+            f"SELECT path FROM {table} WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
+            if r["path"] not in seen and not r["path"].startswith(kept)]
+
+    gone, skipped_gone = missing("photos"), missing("skipped")
     with conn:
         conn.executemany("DELETE FROM photos WHERE path=?", [(p,) for p in gone])
         conn.executemany("DELETE FROM skipped WHERE path=?", [(p,) for p in skipped_gone])

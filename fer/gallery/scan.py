@@ -4,7 +4,9 @@ Worker processes (two by default, one per core) each own a detector and a
 classifier and return results; only the parent writes SQLite, one transaction per
 photo, so killing a scan loses at most the photos in flight. Every problem with a
 single file (unreadable, corrupt, too large, a symlink loop) becomes a skip with a
-reason; the scan goes on.
+reason; the scan goes on. A folder that cannot be listed keeps its photos in the
+index (unreadable is not deleted) and is reported. Workers die with the scan: a
+`fer scan` killed with SIGKILL leaves no process behind.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ import functools
 import hashlib
 import multiprocessing
 import os
+import signal
 import stat as stat_lib
 import sqlite3
+import sys
+import threading
+import time
 from typing import Callable, Iterator
 
 import tqdm
@@ -41,6 +47,14 @@ class Candidate:
 
 
 @dataclasses.dataclass
+class Unlisted:
+    """A folder whose entries could not be read: its indexed photos are kept."""
+
+    path: str
+    reason: str
+
+
+@dataclasses.dataclass
 class ScanSummary:
     root: str
     found: int = 0
@@ -51,10 +65,12 @@ class ScanSummary:
     faces: int = 0
     labels: dict[str, int] = dataclasses.field(default_factory=dict)
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    unlisted: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        d["unlisted"] = [{"path": p, "reason": r} for p, r in self.unlisted]
         return d
 
     def format(self) -> str:
@@ -67,6 +83,9 @@ class ScanSummary:
         if self.skipped:
             lines.append("skipped:")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        if self.unlisted:
+            lines.append("folders not listed (their indexed photos are kept):")
+            lines += [f"  {path}: {reason}" for path, reason in self.unlisted]
         return "\n".join(lines)
 
 
@@ -90,8 +109,9 @@ def model_fingerprint(model_dir: str, detector: str) -> str:
     return f"{detector}:{digest.hexdigest()[:16]}"
 
 
-def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
-    """Photo files under `root` as Candidates, or (path, reason) for unusable ones.
+def walk_photos(root: str) -> Iterator[Candidate | Unlisted | tuple[str, str]]:
+    """Photo files under `root` as Candidates, or (path, reason) for unusable ones,
+    or Unlisted for a folder that exists but cannot be listed.
 
     Directory symlinks are followed once (a loop or a second way into a folder is
     reported, not entered); file symlinks that loop or dangle are reported. Names
@@ -100,7 +120,7 @@ def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
     """
     seen_dirs: set[str] = set()
 
-    def visit(directory: str) -> Iterator[Candidate | tuple[str, str]]:
+    def visit(directory: str) -> Iterator[Candidate | Unlisted | tuple[str, str]]:
         if not _utf8(directory):
             yield _printable(directory), "folder name is not valid UTF-8"
             return
@@ -119,7 +139,8 @@ def walk_photos(root: str) -> Iterator[Candidate | tuple[str, str]]:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
-            yield directory, f"cannot list directory: {e.strerror or e}"
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR):  # Else gone since its stat.
+                yield Unlisted(directory, f"cannot list folder: {e.strerror or e}")
             return
         for entry in entries:
             path = entry.path
@@ -168,9 +189,43 @@ def _printable(path: str) -> str:
 _worker_analyzer: analyze_lib.PhotoAnalyzer | None = None
 
 
-def _init_worker(factory: AnalyzerFactory) -> None:
+def _init_worker(factory: AnalyzerFactory, parent_pid: int) -> None:
     global _worker_analyzer
+    _die_with_parent(parent_pid)
     _worker_analyzer = factory()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ends this worker when the scan process dies, however it dies (even SIGKILL,
+    where no cleanup of the parent runs): an orphaned worker would run forever.
+
+    Linux: the kernel sends SIGKILL on the parent's death (PR_SET_PDEATHSIG); the
+    getppid check covers a parent that died before that was set. Elsewhere a
+    thread polls getppid. The resource tracker then sees all its pipes closed
+    and exits too.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            _watch_parent(parent_pid)  # E.g. a sandbox refusing prctl.
+    else:
+        _watch_parent(parent_pid)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _watch_parent(parent_pid: int, interval: float = 1.0) -> None:
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fer-parent-watch", daemon=True).start()
 
 
 def _analyze(candidate: Candidate, analyzer: analyze_lib.PhotoAnalyzer | None = None):
@@ -199,7 +254,9 @@ def scan(root: str, conn: sqlite3.Connection, factory: AnalyzerFactory, model_id
     todo: list[Candidate] = []
     seen: set[str] = set()
     for item in walk_photos(root):
-        if isinstance(item, Candidate):
+        if isinstance(item, Unlisted):
+            summary.unlisted.append((item.path, item.reason))
+        elif isinstance(item, Candidate):
             summary.found += 1
             seen.add(item.path)
             if index_lib.is_current(conn, item.path, item.size, item.mtime_ns, model_id):
@@ -210,7 +267,8 @@ def scan(root: str, conn: sqlite3.Connection, factory: AnalyzerFactory, model_id
             path, reason = item
             seen.add(path)
             index_lib.put_skipped(conn, path, None, None, reason)
-    summary.removed = index_lib.forget_missing(conn, root, seen)
+    summary.removed = index_lib.forget_missing(
+        conn, root, seen, keep_under=[path for path, _ in summary.unlisted])
     # The server checks a photo's folder is still the one scanned (fer.gallery.web).
     index_lib.record_dirs(conn, {os.path.dirname(p) for p in seen})
 
@@ -267,7 +325,7 @@ def _drain(pending: collections.deque, factory: AnalyzerFactory, workers: int, c
            done: Callable[[tuple], None]) -> list[Candidate]:
     """Runs `pending` through one pool; returns the photos in flight if it broke."""
     pool = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(factory,))
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(factory, os.getpid()))
     in_flight: dict[concurrent.futures.Future, Candidate] = {}
     try:
         while pending or in_flight:

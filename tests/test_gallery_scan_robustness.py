@@ -268,3 +268,35 @@ def _fake_factory():
     analyzer = analyze.PhotoAnalyzer(detect.BlazeFaceDetector(), gf.FakeClassifier(),
                                      thumbnail_side=160)
     return lambda: analyzer
+
+
+# --- 4. HEIC / HEIF -------------------------------------------------------------
+
+def test_heic_photos_are_read_upright_and_scanned(tmp_path):
+    pytest.importorskip("pillow_heif")
+    root = tmp_path / "p"
+    root.mkdir()
+    face = gf.landscape(gf.astronaut())
+    exif = Image.Exif()
+    exif[photos.EXIF_ORIENTATION] = 6  # Stored turned; libheif turns it back.
+    turned = Image.fromarray(np.ascontiguousarray(np.rot90(face)))
+    turned.save(root / "IMG_0001.HEIC", quality=90, exif=exif.tobytes())
+    photo = photos.read_photo(str(root / "IMG_0001.HEIC"))
+    assert (photo.format, photo.width, photo.height) == ("HEIF", 640, 480)
+    assert np.abs(photo.image.astype(int) - face).mean() < 6
+    conn = index.connect(str(tmp_path / "i.sqlite"))
+    summary = scan.scan(str(root), conn, _fake_factory(), "m", workers=1, progress=False)
+    assert summary.photos == 1 and summary.faces == 1 and summary.skipped == []
+
+
+def test_without_pillow_heif_heic_is_skipped_saying_what_to_install(tmp_path):
+    pytest.importorskip("pillow_heif")
+    path = tmp_path / "a.heic"
+    Image.fromarray(gf.blank()).save(path, quality=50)
+    code = ("import sys; sys.modules['pillow_heif'] = None\n"  # As if not installed.
+            "from fer.gallery import photos\n"
+            "try:\n    photos.read_photo(sys.argv[1])\n"
+            "except photos.PhotoError as e:\n    print(e)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.strip() == photos.HEIF_MISSING, result.stderr

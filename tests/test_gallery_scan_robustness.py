@@ -226,6 +226,17 @@ def test_worker_exits_when_its_parent_is_already_gone():
     assert result.returncode == 1 and "survived" not in result.stdout
 
 
+def test_watchdog_thread_ends_an_orphaned_worker():  # The non-Linux way.
+    code = ("import os, time; from fer.gallery import scan; "
+            "scan._watch_parent(os.getppid() + 1, interval=0.01); time.sleep(30); "
+            "print('survived')")
+    start = time.time()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1 and "survived" not in result.stdout
+    assert time.time() - start < 25
+
+
 # --- 3. A folder that cannot be listed is not deleted ----------------------------
 
 def test_unlistable_folder_keeps_its_photos_and_is_reported(tmp_path, monkeypatch):

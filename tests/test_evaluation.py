@@ -62,11 +62,86 @@ def test_summarize_has_report_keys_and_table7_counts():
     assert s["num_examples"] == 11
     assert s["per_label"] == pytest.approx({"a": 5 / 6, "b": 0.4, "c": None})
     assert s["per_label_counts"]["b"] == {
-        "examples": 5, "correct": 2, "misclassified": 3,
-        "precision": pytest.approx(2 / 3), "f1": pytest.approx(0.5)}
+        "examples": 5, "correct": 2, "misclassified": 3, "predicted": 3,
+        "precision": pytest.approx(2 / 3), "f1": pytest.approx(0.5),
+        "recall_interval": pytest.approx(metrics.wilson_interval(2, 5)),
+        "precision_interval": pytest.approx(metrics.wilson_interval(2, 3))}
+    # c has no faces: no recall interval; predicted once, never right: [0, 0.79].
+    assert s["per_label_counts"]["c"]["recall_interval"] is None
+    assert s["per_label_counts"]["c"]["precision_interval"] == pytest.approx([0.0, 0.7935],
+                                                                              abs=1e-4)
+    assert "calibration" not in s
     json.dumps(s)  # JSON-ready: NaN became None.
     with pytest.raises(ValueError, match="3 classes but 2 labels"):
         metrics.summarize(CM, LABELS[:2])
+
+
+@pytest.mark.parametrize("successes, trials, low, high", [
+    (5, 10, 0.2366, 0.7634),   # Textbook values (Newcombe 1998, z = 1.96).
+    (0, 10, 0.0, 0.2775),
+    (10, 10, 0.7225, 1.0),
+    (4, 15, 0.1090, 0.5195),   # Contempt on FER+ test: 4 of 15.
+])
+def test_wilson_interval_known_values(successes, trials, low, high):
+    assert metrics.wilson_interval(successes, trials) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_wilson_interval_without_trials_is_undefined():
+    assert all(np.isnan(metrics.wilson_interval(0, 0)))
+
+
+def _toy(confidence: float, n: int, right: int) -> tuple[np.ndarray, np.ndarray]:
+    """n faces whose top probability (class 0) is `confidence`; `right` of them are class 0."""
+    probs = np.tile([confidence, 1 - confidence], (n, 1))
+    return probs, np.array([0] * right + [1] * (n - right))
+
+
+def test_ece_of_calibrated_toy_is_zero():
+    probs, labels = _toy(0.8, 10, 8)   # 80% sure, 80% right.
+    counts = metrics.calibration_counts(probs, labels)
+    assert counts.shape == (15, 3) and counts[:, 0].sum() == 10
+    assert metrics.expected_calibration_error(counts) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ece_of_overconfident_toy():
+    # 90% sure and half right: ECE = |0.5 - 0.9| = 0.4.
+    probs, labels = _toy(0.9, 10, 5)
+    assert metrics.expected_calibration_error(
+        metrics.calibration_counts(probs, labels)) == pytest.approx(0.4)
+    # Two bins, weighted by their faces: 10 at 0.9 half right, 30 at 0.6 all right:
+    # (10 * 0.4 + 30 * 0.4) / 40 = 0.4; and 30 at 0.6 with 18 right adds nothing.
+    p2, l2 = _toy(0.6, 30, 30)
+    counts = metrics.calibration_counts(np.vstack([probs, p2]), np.concatenate([labels, l2]))
+    assert metrics.expected_calibration_error(counts) == pytest.approx(0.4)
+    p3, l3 = _toy(0.6, 30, 18)
+    counts = metrics.calibration_counts(np.vstack([probs, p3]), np.concatenate([labels, l3]))
+    assert metrics.expected_calibration_error(counts) == pytest.approx(10 * 0.4 / 40)
+
+
+def test_calibration_bins_edges_and_batches_add_up():
+    probs = np.array([[1 / 15, 14 / 15], [0.5, 0.5], [1.0, 0.0]])
+    counts = metrics.calibration_counts(probs, np.array([1, 0, 0]))
+    # 14/15 -> bin 13 (upper edge inclusive); 0.5 -> bin 7; 1.0 -> bin 14.
+    assert np.flatnonzero(counts[:, 0]).tolist() == [7, 13, 14]
+    halves = metrics.calibration_counts(probs[:1], [1]) + metrics.calibration_counts(
+        probs[1:], [0, 0])
+    np.testing.assert_allclose(halves, counts)
+    with pytest.raises(ValueError, match="probabilities"):
+        metrics.calibration_counts(probs, [0, 1])
+
+
+def test_report_shows_intervals_ece_and_reliability_plot(tmp_path):
+    probs, labels = _toy(0.9, 10, 5)
+    cm = metrics.confusion_matrix(labels, probs.argmax(1), 2)
+    s = metrics.summarize(cm, ["x", "y"], calibration=metrics.calibration_counts(probs, labels))
+    assert s["calibration"]["ece"] == pytest.approx(0.4)
+    paths = report.write_report(str(tmp_path), s)
+    assert os.path.getsize(paths["reliability"]) > 0
+    md = (tmp_path / "report.md").read_text()
+    assert "| expected calibration error (15 bins, top label) | 40.00 % |" in md
+    # x: 5 of 5 found (recall 56.6-100), 5 of 10 predictions right (precision 23.7-76.3).
+    assert "| x | 5 | 5 | 0 | 100.00 | 56.6-100.0 | 10 | 50.00 | 23.7-76.3 |" in md
+    assert "![reliability](reliability.png)" in md
 
 
 def test_write_report_files(tmp_path):

@@ -232,6 +232,10 @@ def test_evaluate_export_matches_the_jax_evaluation(trained, loaded, pipeline):
     assert lite["num_examples"] == jax_summary["num_examples"]
     assert lite["confusion"] == jax_summary["confusion"]
     assert lite["loss"] == pytest.approx(jax_summary["loss"], rel=1e-4)
+    bins = np.asarray(lite["calibration"]["bins"])  # Every face in one confidence bin.
+    assert bins[:, 0].sum() == lite["num_examples"]
+    assert bins[:, 2].sum() == np.trace(np.asarray(lite["confusion"]))
+    assert 0.0 <= lite["calibration"]["ece"] <= 1.0
 
 
 def test_bad_requests_fail_clearly(tmp_path, loaded):

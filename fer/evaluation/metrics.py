@@ -12,6 +12,12 @@ validation split), chosen to match scikit-learn's defaults:
   * precision of a class that was never predicted is 0;
   * macro F1 averages over the classes that occur in the truth or in the
     predictions (a class absent from both has no F1).
+
+A rare class's recall from 16 faces is a wide guess, so every per-class recall
+and precision comes with a 95% Wilson interval; and a gallery that shows
+confidences needs them to mean what they say, so a report may carry top-label
+calibration counts (15 equal-width bins, as Guo et al. 2017) and their expected
+calibration error.
 """
 
 from __future__ import annotations
@@ -103,16 +109,72 @@ def macro_f1(cm: np.ndarray) -> float:
     return float(f1[present].mean()) if present.any() else float("nan")
 
 
+Z_95 = 1.959963984540054  # Two-sided 95% normal quantile.
+ECE_BINS = 15
+
+
+def wilson_interval(successes: float, trials: float, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion; (nan, nan) without trials.
+
+    Unlike the normal interval it stays inside [0, 1] and is not empty at 0 of n,
+    which is what a rare class's 4 of 15 needs.
+    """
+    if trials <= 0:
+        return float("nan"), float("nan")
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def calibration_counts(probs: np.ndarray, labels: np.ndarray,
+                       num_bins: int = ECE_BINS) -> np.ndarray:
+    """(num_bins, 3) of [faces, summed top probability, correct] per confidence bin.
+
+    Bin b holds top probabilities in (b/num_bins, (b+1)/num_bins] (0 goes to the
+    first). Counts add up across batches; `expected_calibration_error` reads them.
+    """
+    probs = np.asarray(probs, np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    if probs.ndim != 2 or len(probs) != len(labels):
+        raise ValueError(f"need (N, K) probabilities for N labels, got {probs.shape} "
+                         f"and {labels.shape}")
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    bins = np.clip(np.ceil(confidence * num_bins).astype(np.int64) - 1, 0, num_bins - 1)
+    counts = np.zeros((num_bins, 3), np.float64)
+    np.add.at(counts, bins, np.stack([np.ones_like(confidence), confidence, correct], 1))
+    return counts
+
+
+def expected_calibration_error(counts: np.ndarray) -> float:
+    """Sum over bins of (share of faces) x |accuracy - mean confidence| (top label)."""
+    counts = np.asarray(counts, np.float64)
+    total = counts[:, 0].sum()
+    if not total:
+        return float("nan")
+    return float(np.abs(counts[:, 2] - counts[:, 1]).sum() / total)
+
+
 def _finite_or_none(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def summarize(cm: np.ndarray, labels: Sequence[str],
-              loss: float | None = None) -> dict[str, Any]:
+def _interval(successes: float, trials: float) -> list[float] | None:
+    lo, hi = wilson_interval(successes, trials)
+    return None if np.isnan(lo) else [lo, hi]
+
+
+def summarize(cm: np.ndarray, labels: Sequence[str], loss: float | None = None,
+              calibration: np.ndarray | None = None) -> dict[str, Any]:
     """All metrics of one evaluation as a JSON-ready dict (the report.json schema).
 
     `per_label` maps each label to its recall (None when it has no examples);
-    `per_label_counts` gives the seed's Table 7 columns (correct, misclassified).
+    `per_label_counts` gives the seed's Table 7 columns (correct, misclassified),
+    precision and F1, and 95% Wilson intervals of recall and precision (None
+    without examples or predictions). `calibration` (from `calibration_counts`)
+    adds its bins and expected calibration error.
     """
     cm_int = np.asarray(cm).astype(np.int64)
     if cm_int.shape[0] != len(labels):
@@ -123,7 +185,8 @@ def summarize(cm: np.ndarray, labels: Sequence[str],
     f1 = per_class_f1(cm_int)
     rows = support(cm_int)
     correct = np.diag(cm_int)
-    return {
+    predicted = cm_int.sum(axis=0)
+    summary = {
         "num_examples": num_examples(cm_int),
         "accuracy": _finite_or_none(accuracy(cm_int)),
         "balanced_accuracy": _finite_or_none(balanced_accuracy(cm_int)),
@@ -133,8 +196,16 @@ def summarize(cm: np.ndarray, labels: Sequence[str],
         "per_label": {label: _finite_or_none(r) for label, r in zip(labels, recall)},
         "per_label_counts": {
             label: {"examples": int(n), "correct": int(c),
-                    "misclassified": int(n - c),
-                    "precision": float(p), "f1": _finite_or_none(f)}
-            for label, n, c, p, f in zip(labels, rows, correct, precision, f1)},
+                    "misclassified": int(n - c), "predicted": int(m),
+                    "precision": float(p), "f1": _finite_or_none(f),
+                    "recall_interval": _interval(c, n),
+                    "precision_interval": _interval(c, m)}
+            for label, n, c, m, p, f in zip(labels, rows, correct, predicted, precision, f1)},
         "confusion": cm_int.tolist(),
     }
+    if calibration is not None:
+        counts = np.asarray(calibration, np.float64)
+        summary["calibration"] = {
+            "ece": _finite_or_none(expected_calibration_error(counts)),
+            "bins": counts.tolist()}
+    return summary

@@ -61,3 +61,39 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str, title: str = ""
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_reliability(counts: np.ndarray, path: str, title: str = "") -> str:
+    """Reliability diagram: accuracy against mean top probability per confidence bin.
+
+    `counts` is fer.evaluation.metrics.calibration_counts (faces, summed confidence,
+    correct per bin); bars show each bin's accuracy, the diagonal perfect
+    calibration, and the lower panel how many faces each bin holds.
+    """
+    counts = np.asarray(counts, np.float64)
+    n = len(counts)
+    edges = np.linspace(0.0, 1.0, n + 1)
+    faces = counts[:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(faces > 0, counts[:, 2] / faces, np.nan)
+        confidence = np.where(faces > 0, counts[:, 1] / faces, np.nan)
+    total = faces.sum()
+    ece = float(np.abs(counts[:, 2] - counts[:, 1]).sum() / total) if total else np.nan
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    top.bar(edges[:-1], np.nan_to_num(accuracy), width=1.0 / n, align="edge",
+            edgecolor="black", alpha=0.7, label="accuracy")
+    top.plot(confidence, accuracy, "ro", ms=3, label="mean confidence")
+    top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    top.set_ylabel("accuracy in bin")
+    top.set_ylim(0, 1)
+    top.legend(loc="upper left", fontsize=8)
+    top.set_title(f"{title + ': ' if title else ''}ECE {100 * ece:.2f}%")
+    bottom.bar(edges[:-1], faces, width=1.0 / n, align="edge", edgecolor="black")
+    bottom.set_xlabel("top probability")
+    bottom.set_ylabel("faces")
+    bottom.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -25,6 +25,10 @@ def _num(x, digits=4) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def _interval(bounds) -> str:
+    return "n/a" if bounds is None else f"{100 * bounds[0]:.1f}-{100 * bounds[1]:.1f}"
+
+
 def comparison_row(summary: Mapping[str, Any]) -> str:
     """One markdown row under COMPARISON_HEADER (the seed's Table 5 shape)."""
     params = summary.get("params")
@@ -68,14 +72,24 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         f"| balanced accuracy (mean per-label recall) | "
         f"{_pct(summary['balanced_accuracy'])} % |",
         f"| macro F1 | {_pct(summary['macro_f1'])} % |",
-        f"| loss (cross entropy) | {_num(summary['loss'])} |", "",
-        "## Per label (seed Table 7)", "",
-        "| label | examples | correct | misclassified | accuracy % | precision % | F1 % |",
-        "| --- | --- | --- | --- | --- | --- | --- |"]
+        f"| loss (cross entropy) | {_num(summary['loss'])} |"]
+    calibration = summary.get("calibration")
+    if calibration:
+        lines.append(f"| expected calibration error ({len(calibration['bins'])} bins, "
+                     f"top label) | {_pct(calibration['ece'])} % |")
+    lines += [
+        "", "## Per label (seed Table 7)", "",
+        "Accuracy is the label's recall; the 95% intervals are Wilson score intervals "
+        "(recall over the label's faces, precision over the faces predicted as it).", "",
+        "| label | examples | correct | misclassified | accuracy % | recall 95% | "
+        "predicted | precision % | precision 95% | F1 % |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label in labels:
         c = summary["per_label_counts"][label]
         lines.append(f"| {label} | {c['examples']} | {c['correct']} | {c['misclassified']} "
-                     f"| {_pct(summary['per_label'][label])} | {_pct(c['precision'])} "
+                     f"| {_pct(summary['per_label'][label])} "
+                     f"| {_interval(c.get('recall_interval'))} | {c.get('predicted', 'n/a')} "
+                     f"| {_pct(c['precision'])} | {_interval(c.get('precision_interval'))} "
                      f"| {_pct(c['f1'])} |")
     lines += ["", "## Confusion matrix (rows: true, columns: predicted)", "",
               "| true \\ predicted | " + " | ".join(labels) + " |",
@@ -83,6 +97,8 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
     for label, row in zip(labels, summary["confusion"]):
         lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
     lines += ["", "![confusion](confusion.png)", ""]
+    if calibration:
+        lines += ["![reliability](reliability.png)", ""]
     if summary.get("has_curves"):
         lines += ["![curves](curves.png)", ""]
     return "\n".join(lines)
@@ -91,7 +107,8 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
 def write_report(directory: str, summary: Mapping[str, Any],
                  history: Sequence[Mapping[str, Any]] | None = None,
                  prefix: str = "report") -> dict[str, str]:
-    """Writes <prefix>.json, <prefix>.md, confusion.png and (with history) curves.png.
+    """Writes <prefix>.json, <prefix>.md, confusion.png, (with calibration counts)
+    reliability.png and (with history) curves.png.
 
     `summary` is `fer.evaluation.metrics.summarize(...)` plus optional context
     keys (design, dataset, split, params, note, checkpoint).
@@ -103,6 +120,12 @@ def write_report(directory: str, summary: Mapping[str, Any],
     paths["confusion"] = plots.plot_confusion(
         summary["confusion"], summary["labels"], os.path.join(directory, confusion_name),
         title=f"{summary.get('design', '')} {summary.get('split', '')}".strip())
+    reliability_name = ("reliability.png" if prefix == "report"
+                        else f"{prefix}_reliability.png")
+    if summary.get("calibration"):
+        paths["reliability"] = plots.plot_reliability(
+            summary["calibration"]["bins"], os.path.join(directory, reliability_name),
+            title=f"{summary.get('design', '')} {summary.get('split', '')}".strip())
     if history:
         paths["curves"] = plots.plot_curves(
             history, os.path.join(directory, "curves.png"),
@@ -114,6 +137,7 @@ def write_report(directory: str, summary: Mapping[str, Any],
     markdown = to_markdown(summary)
     if prefix != "report":
         markdown = markdown.replace("(confusion.png)", f"({confusion_name})")
+        markdown = markdown.replace("(reliability.png)", f"({reliability_name})")
     paths["markdown"] = os.path.join(directory, f"{prefix}.md")
     with open(paths["markdown"], "w") as f:
         f.write(markdown)

@@ -192,10 +192,12 @@ def evaluate_export(directory: str, config, split: str, *, variant: str | None =
     batches = pipeline.create_split(config, split, train=False,
                                     batch_size=int(config.get("eval_batch_size", 0) or 64),
                                     seed=int(config.get("seed", 0)))
-    confusion, loss_sum, count = _score(classifier, batches, data_set.num_classes, convert)
+    confusion, loss_sum, count, calibration = _score(classifier, batches,
+                                                     data_set.num_classes, convert)
     if not count:
         raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
-    summary = metrics_lib.summarize(confusion, list(data_set.labels), loss_sum / count)
+    summary = metrics_lib.summarize(confusion, list(data_set.labels), loss_sum / count,
+                                    calibration=calibration)
     summary.update(design=classifier.spec.design, dataset=config.dataset, split=split,
                    label_set=data_set.name, checkpoint=classifier.path,
                    params=recorded_params(directory),
@@ -250,9 +252,12 @@ def split_probs(classifier: LiteRTClassifier, config, split: str, pipeline,
 
 def _score(classifier: LiteRTClassifier, batches: Iterable[Mapping[str, np.ndarray]],
            num_classes: int, convert=None):
-    """Confusion, loss sum and count; `convert` maps the model's probabilities onto
-    the dataset's classes when their label sets differ."""
+    """Confusion, loss sum, count and calibration counts; `convert` maps the model's
+    probabilities onto the dataset's classes when their label sets differ."""
+    from fer.evaluation import metrics as metrics_lib
+
     confusion = np.zeros((num_classes, num_classes), np.int64)
+    calibration = np.zeros((metrics_lib.ECE_BINS, 3))
     loss_sum, count = 0.0, 0
     for keep, labels, probs, batch in predict_batches(classifier, batches):
         if convert is not None:
@@ -263,5 +268,6 @@ def _score(classifier: LiteRTClassifier, batches: Iterable[Mapping[str, np.ndarr
             targets = np.eye(num_classes, dtype=np.float32)[labels]
         loss_sum += float(-(targets * np.log(np.clip(probs, 1e-7, 1.0))).sum())
         np.add.at(confusion, (labels, probs.argmax(-1)), 1)
+        calibration += metrics_lib.calibration_counts(probs, labels)
         count += int(keep.sum())
-    return confusion, loss_sum, count
+    return confusion, loss_sum, count, calibration

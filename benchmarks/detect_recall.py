@@ -79,8 +79,7 @@ def reference_box(detector: detect.BlazeFaceDetector, head: np.ndarray
                   ) -> np.ndarray | None:
     """BlazeFace's best box (x0, y0, x1, y1) on `head` shown whole, or None."""
     found = detector.detect(head)
-    return None if not found else np.float32(
-        [found[0].x0, found[0].y0, found[0].x1, found[0].y1])
+    return detect.as_boxes(found[:1])[0] if found else None
 
 
 def _place(rng, taken: list, w: int, h: int, pw: int, ph: int) -> tuple[int, int]:
@@ -129,14 +128,15 @@ def encode(rgb: np.ndarray) -> bytes:
 
 def match(truths: list[np.ndarray], found: list[detect.Detection]) -> tuple[list[bool], int]:
     """Greedy IoU >= MATCH_IOU matching, best pairs first: (found per truth, false faces)."""
-    boxes = np.float32([[d.x0, d.y0, d.x1, d.y1] for d in found]).reshape(-1, 4)
+    boxes = detect.as_boxes(found)
     pairs = sorted(((float(v), t, j) for t, truth in enumerate(truths)
                     for j, v in enumerate(detect.iou(truth, boxes)) if v >= MATCH_IOU),
                    reverse=True)
     hit, used = [False] * len(truths), set()
     for _, t, j in pairs:
         if not hit[t] and j not in used:
-            hit[t], _ = True, used.add(j)
+            hit[t] = True
+            used.add(j)
     return hit, len(found) - len(used)
 
 
@@ -200,7 +200,7 @@ def build_cases(count: int, fer_root: str | None, reference: detect.BlazeFaceDet
             photo = photos.read_photo(path)
             truths = [("as made", np.float32(b)) for b in boxes]
             cases.append((f"pipeline {group}", "astronaut", photo, truths))
-    return cases, {"heads_used": {k: len(v) for k, v in sources.items()},
+    return cases, {"face_pool": {k: len(v) for k, v in sources.items()},
                    "heads_not_found_large": unused}
 
 
@@ -209,8 +209,9 @@ def markdown(record: dict) -> str:
     rows = next(iter(record["settings"].values()))["recall"]
     lines = ["Faces found (IoU >= 0.3 with the truth box) by BlazeFace, tiles off and on; "
              f"{record['photos']} synthetic 4000x3000 photos (one face at each size, clutter) "
-             "and the pipeline benchmark's samples, read as a scan reads them. Heads used: "
-             + ", ".join(f"{k} {v}" for k, v in record["heads_used"].items())
+             "and the pipeline benchmark's samples, read as a scan reads them. Face pool (heads "
+             "BlazeFace finds when shown large): "
+             + ", ".join(f"{k} {v}" for k, v in record["face_pool"].items())
              + "; not found even large, so left out: "
              + (", ".join(f"{k} {v}" for k, v in record["heads_not_found_large"].items())
                 or "none") + ".", "",

@@ -62,11 +62,11 @@ def test_small_face_in_a_big_photo_is_found_in_place(blazeface, fraction, centre
     photo, truth = _photo_with_astronaut(fraction, centre, reference)
     assert max(photo.image.shape) > detect.TILE_ABOVE  # The scan's size: tiled.
     found = blazeface.detect(photo.image)
-    boxes = np.float32([[d.x0, d.y0, d.x1, d.y1] for d in found]).reshape(-1, 4)
+    boxes = detect.as_boxes(found)
     overlaps = detect.iou(truth, boxes)
     assert len(found) == 1 and overlaps[0] >= 0.5, (found, truth)  # Once, in place.
     whole_only = detect.BlazeFaceDetector(tile_above=None).detect(photo.image)
-    boxes = np.float32([[d.x0, d.y0, d.x1, d.y1] for d in whole_only]).reshape(-1, 4)
+    boxes = detect.as_boxes(whole_only)
     assert not (detect.iou(truth, boxes) >= 0.5).any(), "too easy: found without tiles"
 
 
@@ -74,7 +74,7 @@ def test_a_large_face_is_not_doubled_by_tiles(blazeface):
     reference = blazeface.detect(gf.astronaut())[0]
     photo, truth = _photo_with_astronaut(0.12, (0.5, 0.4), reference)  # Many tiles.
     found = blazeface.detect(photo.image)
-    boxes = np.float32([[d.x0, d.y0, d.x1, d.y1] for d in found]).reshape(-1, 4)
+    boxes = detect.as_boxes(found)
     overlaps = detect.iou(truth, boxes)
     # Found by the whole frame and by several tiles, merged into one box.
     assert (overlaps > 0).sum() == 1 and overlaps.max() >= 0.5, (found, truth)

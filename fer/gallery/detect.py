@@ -64,6 +64,11 @@ class Detection:
         return self.y1 - self.y0
 
 
+def as_boxes(detections: Sequence[Detection]) -> np.ndarray:
+    """Detections -> float32 (N, 4) of x0, y0, x1, y1, e.g. for `iou`."""
+    return np.float32([[d.x0, d.y0, d.x1, d.y1] for d in detections]).reshape(-1, 4)
+
+
 class FaceDetector(Protocol):
     name: str
 

@@ -337,3 +337,16 @@ def test_launch_splits_a_comma_separated_variant_list(monkeypatch, tmp_path):
     assert launch._export(str(tmp_path), ("float32", " dynamic_range")) == str(tmp_path)
     assert launch._export(str(tmp_path), ("",)) is None
     assert asked == [("float32", "int8"), ("float32", "dynamic_range")]
+
+
+def test_refusal_reasons_at_the_limits():
+    reference = {"accuracy": 0.85, "balanced_accuracy": 0.80}
+    rule = dict(max_accuracy_drop=1.0, min_agreement=0.95)
+    exactly_one_point = {"accuracy": 0.84, "balanced_accuracy": 0.79, "top1_agreement": 0.95}
+    assert tflite.refusal_reasons(exactly_one_point, reference, **rule) == []
+    balanced_only = {**exactly_one_point, "balanced_accuracy": 0.7899}
+    assert [r.split(" ")[0] for r in tflite.refusal_reasons(balanced_only, reference, **rule)] \
+        == ["balanced"]
+    assert tflite.refusal_reasons({**exactly_one_point, "top1_agreement": 0.949}, None,
+                                  **rule) == ["top-1 agreement 94.90% with float32, below the "
+                                              "floor of 95.00%"]

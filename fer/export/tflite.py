@@ -184,7 +184,7 @@ def refusal_reasons(entry: Mapping[str, Any], reference: Mapping[str, float] | N
     for key, name in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy")):
         if reference is None or key not in entry:
             continue
-        drop = 100 * (reference[key] - entry[key])
+        drop = round(100 * (reference[key] - entry[key]), 9)  # Exactly 1 point passes.
         if not drop <= max_accuracy_drop:
             reasons.append(f"{name} {entry[key]:.2%} vs {reference[key]:.2%} for float32 "
                            f"({drop:.2f} points lost, at most {max_accuracy_drop:g} allowed)")

@@ -1,6 +1,7 @@
 """Training loop on a tiny learnable fixture: learning, resume, NaN guard, load_model."""
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -209,19 +210,43 @@ def test_optimizer_and_schedule_choices():
         train_lib.global_batch_size(_config(batch_size=33), num_devices=2)
 
 
-def test_half_precision_step_keeps_float32_params():
-    config = _config(half_precision=True)
-    model = state_lib.create_model(config, 8)
-    assert model.dtype == jnp.bfloat16
+def _conv_operand_dtypes(jaxpr) -> list[tuple]:
+    """Operand dtypes of every convolution in a jaxpr, nested jaxprs included."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            found.append(tuple(v.aval.dtype for v in eqn.invars))
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else [value]:
+                sub = getattr(sub, "jaxpr", sub)
+                if hasattr(sub, "eqns"):
+                    found += _conv_operand_dtypes(sub)
+    return found
+
+
+def test_half_precision_step_computes_in_bfloat16_and_keeps_float32_params():
+    """fer's own half-precision path: the zoo's model from config.half_precision."""
+    config = _config(half_precision=True, model="resnet_fer_tiny",
+                     model_kwargs={"widths": (4, 8), "blocks": (1, 1), "dropout_rate": 0.0})
+    with monkeypatch_real_create_model():
+        model = state_lib.create_model(config, 8)
     tx = state_lib.create_optimizer(config, 1)
-    mesh = train_lib.create_mesh()
-    p_train, _ = train_lib.compile_steps(model, tx, mesh, 8)
     state = state_lib.create_train_state(jax.random.PRNGKey(0), model, tx, (8, 8, 1))
     batch = next(fx.FakePipeline().create_split(config, "train", train=True,
                                                 batch_size=32, seed=0))
+    # Forward and backward convolutions run in bfloat16 on float32 parameters.
+    step = functools.partial(train_lib.train_step, model=model, tx=tx)
+    convs = _conv_operand_dtypes(jax.make_jaxpr(step)(state, batch).jaxpr)
+    bf16 = jnp.dtype(jnp.bfloat16)
+    assert convs and set(convs) == {(bf16, bf16)}, convs
+    logits = model.apply(train_lib.model_variables(state), batch["image"], train=False)
+    assert logits.dtype == jnp.float32  # Losses and softmax stay float32.
+    mesh = train_lib.create_mesh()
+    p_train, _ = train_lib.compile_steps(model, tx, mesh, 8)
     data = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-    state, metrics = p_train(state, train_lib.shard_batch(batch, data))
-    assert {x.dtype for x in jax.tree.leaves(state.params)} == {jnp.dtype("float32")}
+    new_state, metrics = p_train(state, train_lib.shard_batch(batch, data))
+    leaves = jax.tree.leaves((new_state.params, new_state.batch_stats))
+    assert {x.dtype for x in leaves} == {jnp.dtype("float32")}
     assert np.isfinite(float(metrics["loss_sum"])) and float(metrics["count"]) == 32
 
 

@@ -217,6 +217,9 @@ def test_preprocessing_rows_come_from_real_runs(tmp_path):
     for row in rows:
         assert row["num_examples"] == 40 and 0 <= row["accuracy"] <= 1
         assert os.path.exists(os.path.join(row["workdir"], "metrics.jsonl"))
+    # Same seed, schedule and faces: only the equalized pixels can move the loss.
+    none, equalized = rows
+    assert equalized["loss"] != pytest.approx(none["loss"], rel=1e-6)
     text = preprocessing.markdown(rows, dataset="demo", epochs=1, limit=40)
     assert "| none | 8x8 |" in text and "| equalize | 8x8 |" in text
     assert "at most 40" in text

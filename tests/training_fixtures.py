@@ -3,7 +3,8 @@
 Class c of the FER+ label set is a bright square at a class-specific place on
 noise, so a linear model learns it in a few dozen steps. The pipeline has the
 contract of fer.data.input_pipeline (batches of image/label/target/mask, data
-order a function of (seed, epoch), last eval batch padded with mask 0).
+order a function of (seed, epoch), last eval batch padded with mask 0, the
+config's preprocessing variant applied to uint8 pixels).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import ml_collections
 import numpy as np
 
 from fer import labels as labels_lib
+from fer import spec as spec_lib
+from fer.data import preprocessing
 
 LABEL_SET = labels_lib.FERPLUS
 SIZE = 8
@@ -90,6 +93,10 @@ class FakePipeline:
         if split not in self.splits:
             raise ValueError(f"no split {split!r}; have {sorted(self.splits)}")
         images, labels = self.splits[split]
+        variant = preprocessing.canonical_name(str(config.get("preprocessing", "none")))
+        if variant != "none":  # As the real pipeline: on uint8 pixels, then normalised.
+            images = np.stack([spec_lib.normalise(preprocessing.apply(
+                variant, np.round(x * 255).astype(np.uint8))) for x in images])
         order = np.arange(len(labels))
         if train:
             order = np.random.default_rng([seed, epoch]).permutation(len(labels))

@@ -37,7 +37,9 @@ class Face:
     `box` is (x, y, w, h) in pixels of the image as given (for a file: its upright
     size, after the EXIF orientation), `box_fraction` the same as fractions of its
     width and height. `probabilities` maps every class of the model to its
-    probability; `label` is the most likely one and `confidence` its probability.
+    probability; `guess` is the most likely one and `confidence` its probability.
+    `label` is the guess, or "uncertain" when the model ships per-class thresholds
+    (abstain.json) and the guess's probability is under its class's threshold.
     """
 
     box: tuple[int, int, int, int]
@@ -46,6 +48,10 @@ class Face:
     confidence: float
     probabilities: dict[str, float]
     detector_score: float
+    guess: str = ""
+
+    def __post_init__(self):
+        self.guess = self.guess or self.label
 
     @classmethod
     def from_result(cls, face: analyze_lib.Face, width: int, height: int) -> Face:
@@ -57,13 +63,13 @@ class Face:
         box = (x, y, w, h)
         return cls(box=box, box_fraction=face.box, label=face.label,
                    confidence=face.confidence, probabilities=dict(face.probs),
-                   detector_score=face.detector_score)
+                   detector_score=face.detector_score, guess=face.guess)
 
     def to_json(self) -> dict:
         """Plain types for json.dumps; floats rounded as `fer predict` prints them."""
         return {"box": list(self.box), "box_fraction": [round(v, 5) for v in self.box_fraction],
-                "label": self.label, "emoji": labels_lib.EMOJI[self.label],
-                "confidence": round(self.confidence, 4),
+                "label": self.label, "guess": self.guess,
+                "emoji": labels_lib.EMOJI[self.label], "confidence": round(self.confidence, 4),
                 "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
                 "detector_score": round(self.detector_score, 4)}
 

@@ -34,8 +34,9 @@ EMOJI: dict[str, str] = {
     "neutral": "\U0001F610", "happy": "\U0001F604", "sad": "\U0001F622",
     "surprise": "\U0001F632", "fear": "\U0001F628", "disgust": "\U0001F922",
     "anger": "\U0001F620", "contempt": "\U0001F612",
-    # Photo-level labels of the gallery, not classes of any model.
-    "multiple": "\U0001F465",
+    # Labels of the gallery, not classes of any model: a photo of several faces, and
+    # a face the model abstains on (fer.evaluation.abstention).
+    "multiple": "\U0001F465", "uncertain": "\U0001F914",
 }
 
 

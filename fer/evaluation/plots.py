@@ -83,7 +83,7 @@ def plot_reliability(counts: np.ndarray, path: str, title: str = "") -> str:
                                       gridspec_kw={"height_ratios": [3, 1]})
     top.bar(edges[:-1], np.nan_to_num(accuracy), width=1.0 / n, align="edge",
             edgecolor="black", alpha=0.7, label="accuracy")
-    top.plot(confidence, accuracy, "ro", ms=3, label="mean confidence")
+    top.plot(confidence, accuracy, "ro", ms=3, label="bin at its mean confidence")
     top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     top.set_ylabel("accuracy in bin")
     top.set_ylim(0, 1)

@@ -66,6 +66,22 @@ def stratified_half(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     return half
 
 
+def stratified_folds(labels: np.ndarray, k: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold index (0..k-1) of every example: each class dealt round-robin after a
+    seeded shuffle, so every fold holds its share of the rare classes."""
+    labels = np.asarray(labels)
+    if k < 2:
+        raise ValueError(f"need at least 2 folds, got {k}")
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(labels), np.int64)
+    offset = 0
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        folds[idx] = (np.arange(len(idx)) + offset) % k
+        offset += len(idx)  # The next class starts where this one stopped.
+    return folds
+
+
 def fit_offsets(log_probs: np.ndarray, labels: np.ndarray, start: np.ndarray, *,
                 min_balanced: float, min_recall: float, rounds: int = 4,
                 grid: Sequence[float] = tuple(np.round(np.arange(-1.5, 1.51, 0.05), 2))

@@ -3,7 +3,9 @@
 `PhotoAnalyzer` holds a face detector and an expression classifier (anything with
 a `spec` and `predict_probs`, such as `fer.export.runtime.LiteRTClassifier`) and
 times each step, so the scan, `fer predict` and the pipeline benchmark share one
-code path.
+code path. A model directory may hold abstain.json (per-class thresholds on the
+top probability, fer.evaluation.abstention): a face under its class's threshold
+is labelled "uncertain" and keeps its best guess and probabilities.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import os
 import time
 from typing import Protocol
 
+import json
+from typing import Mapping, Sequence
+
 import cv2
 import numpy as np
 
 from fer import labels as labels_lib
 from fer import spec as spec_lib
 from fer.data import preprocessing as preprocessing_lib
+from fer.evaluation import abstention as abstention_lib
 from fer.gallery import detect as detect_lib
 from fer.gallery import photos as photos_lib
 
@@ -68,20 +74,45 @@ def load_classifier(model_dir: str | None = None, num_threads: int = 1) -> Class
     return runtime.LiteRTClassifier(model_dir, num_threads=num_threads)
 
 
+def load_abstention(model_dir: str) -> dict[str, float | None] | None:
+    """The thresholds of model_dir/abstain.json (label -> threshold); None without one."""
+    path = os.path.join(model_dir, abstention_lib.FILENAME)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        thresholds = record["thresholds"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: expected JSON with a 'thresholds' mapping ({e})") from None
+    if not isinstance(thresholds, dict):
+        raise ValueError(f"{path}: 'thresholds' must map labels to thresholds")
+    return thresholds
+
+
 @dataclasses.dataclass
 class Face:
-    """A classified face; box is (x, y, w, h) as fractions of the upright photo."""
+    """A classified face; box is (x, y, w, h) as fractions of the upright photo.
+
+    `label` is the expression, or "uncertain" when the model abstains; `guess` is
+    always the most probable expression and `confidence` its probability.
+    """
 
     box: tuple[float, float, float, float]
     detector_score: float
     label: str
     confidence: float
     probs: dict[str, float]
+    guess: str = ""
+
+    def __post_init__(self):
+        self.guess = self.guess or self.label
 
     def to_json(self) -> dict:
         return {"box": [round(v, 5) for v in self.box],
                 "detector_score": round(self.detector_score, 4),
-                "label": self.label, "emoji": labels_lib.EMOJI[self.label],
+                "label": self.label, "guess": self.guess,
+                "emoji": labels_lib.EMOJI[self.label],
                 "confidence": round(self.confidence, 4),
                 "probs": {k: round(v, 4) for k, v in self.probs.items()}}
 
@@ -166,7 +197,9 @@ class PhotoAnalyzer:
     """Detector + classifier; `analyze(path)` -> PhotoResult (raises PhotoError)."""
 
     def __init__(self, detector: detect_lib.FaceDetector, classifier: Classifier, *,
-                 margin: float = 1.25, thumbnail_side: int | None = None):
+                 margin: float = 1.25, thumbnail_side: int | None = None,
+                 abstain: Mapping[str, float | None] | None = None):
+        """`abstain`: per-label thresholds on the top probability (load_abstention)."""
         self.detector = detector
         self.classifier = classifier
         self.margin = margin
@@ -176,6 +209,11 @@ class PhotoAnalyzer:
         self._channels = int(spec.input_shape[2])
         self._labels = spec.canonical_labels
         self._preprocessing = preprocessing_lib.canonical_name(spec.preprocessing)
+        self._thresholds: Sequence[float | None] | None = None
+        if abstain is not None:
+            self._thresholds = abstention_lib.thresholds_for(
+                {"thresholds": {labels_lib.canonical(k): v for k, v in abstain.items()}},
+                self._labels)
 
     def analyze(self, path: str) -> PhotoResult:
         t0 = time.perf_counter()
@@ -201,13 +239,17 @@ class PhotoAnalyzer:
             probs = np.zeros((0, len(self._labels)), np.float32)
         timings["classify"], t = _lap(t)
         h, w = photo.image.shape[:2]
+        uncertain = (abstention_lib.abstain_mask(probs, self._thresholds)
+                     if self._thresholds is not None and len(probs)
+                     else np.zeros(len(probs), bool))
         faces = []
-        for det, p in zip(detections, probs):
+        for det, p, unsure in zip(detections, probs, uncertain):
             best = int(np.argmax(p))
             faces.append(Face(
                 box=(det.x0 / w, det.y0 / h, det.width / w, det.height / h),
-                detector_score=float(det.score), label=self._labels[best],
-                confidence=float(p[best]),
+                detector_score=float(det.score),
+                label=abstention_lib.UNCERTAIN if unsure else self._labels[best],
+                confidence=float(p[best]), guess=self._labels[best],
                 probs={name: float(v) for name, v in zip(self._labels, p)}))
         timings["total"] = sum(timings[s] for s in STEPS)
         thumb = (photos_lib.thumbnail_jpeg(photo.image, self.thumbnail_side)

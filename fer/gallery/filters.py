@@ -8,7 +8,9 @@ expressions its faces show, read in one of three modes:
 - `largest`: under the expression of its largest face (by box area).
 
 Besides expressions, a photo with several faces answers to `multiple` in every
-mode, and a photo without a face to `none` ("no face").
+mode, and a photo without a face to `none` ("no face"). A face the model abstains
+on has the label `uncertain` (fer.evaluation.abstention): it answers to that
+filter, never to its best guess's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping, Sequence
 
 from fer import labels as labels_lib
+from fer.evaluation.abstention import UNCERTAIN
 from fer.gallery.analyze import MULTIPLE
 
 NO_FACE = "none"
@@ -52,10 +55,11 @@ def filters_by_mode(faces: Sequence[Mapping]) -> dict[str, list[str]]:
 
 
 def parse_label(name: str) -> str:
-    """A filter label from the user: any expression spelling, `multiple` or `none`."""
+    """A filter label from the user: any expression spelling, `multiple`, `uncertain`
+    or `none`."""
     key = name.strip().lower()
-    if key == MULTIPLE:
-        return MULTIPLE
+    if key in (MULTIPLE, UNCERTAIN):
+        return key
     if key in _NO_FACE_WORDS:
         return NO_FACE
     return labels_lib.canonical(key)

@@ -94,9 +94,10 @@ def make_analyzer(model_dir: str | None, detector: str = "blazeface",
     """A detector + LiteRT classifier pair on one thread (one per worker process)."""
     from fer.gallery import detect as detect_lib
 
+    model_dir = model_dir or analyze_lib.default_model_dir()
     return analyze_lib.PhotoAnalyzer(
         detect_lib.create_detector(detector), analyze_lib.load_classifier(model_dir),
-        thumbnail_side=thumbnail_side)
+        thumbnail_side=thumbnail_side, abstain=analyze_lib.load_abstention(model_dir))
 
 
 def model_fingerprint(model_dir: str, detector: str) -> str:

@@ -25,6 +25,7 @@ import stat
 import urllib.parse
 
 from fer import labels as labels_lib
+from fer.evaluation.abstention import UNCERTAIN
 from fer.gallery import filters as filters_lib
 from fer.gallery import index as index_lib
 from fer.gallery.analyze import MULTIPLE
@@ -42,10 +43,10 @@ _CHUNK = 1 << 20
 
 
 def label_order(present: set[str]) -> list[str]:
-    """Filter-bar order: canonical expression order, then `multiple`."""
+    """Filter-bar order: canonical expression order, then `uncertain`, `multiple`."""
     ordered = [label for label in labels_lib.CANONICAL if label in present]
-    ordered += sorted(present - set(ordered) - {MULTIPLE, NO_FACE})  # Future models.
-    return ordered + ([MULTIPLE] if MULTIPLE in present else [])
+    ordered += sorted(present - set(ordered) - {UNCERTAIN, MULTIPLE, NO_FACE})  # Future models.
+    return ordered + [label for label in (UNCERTAIN, MULTIPLE) if label in present]
 
 
 def gallery_data(conn: sqlite3.Connection, serve: bool) -> dict:

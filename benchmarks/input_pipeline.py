@@ -61,15 +61,11 @@ def measure_loader(config, batch_size: int, batches: int) -> dict[str, float]:
             "main_cpu_ms_per_image": 1000 * cpu / (n * batch_size)}
 
 
-def step_config(name: str):
-    """configs/NAME.py's get_config()."""
-    import importlib  # noqa: PLC0415
+def step_config(spec: str):
+    """The config `spec` names, as --config would: 'default', 'resnet_fer:stride=1'."""
+    import configs  # noqa: PLC0415
 
-    try:
-        module = importlib.import_module(f"configs.{name}")
-    except ModuleNotFoundError as e:
-        raise ValueError(f"no config configs/{name}.py") from e
-    return module.get_config()
+    return configs.load(spec)
 
 
 def measure_train_step(config, batch_size: int, steps: int) -> dict[str, Any]:
@@ -144,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step_steps", type=int, default=20,
                         help="timed training steps per --step_configs config (0: skip)")
     parser.add_argument("--step_configs", default="default",
-                        help="comma list of configs/ names whose training step to time, "
-                             "e.g. default,ferplus_resnet_fer_tiny")
+                        help="space-separated configs whose training step to time, each a "
+                             "configs/ name with its arguments, e.g. "
+                             "'default resnet_fer:size=tiny,data=ferplus'")
     parser.add_argument("--json", default="",
                         help="also write the results here (and a .md beside)")
     args = parser.parse_args(argv)
@@ -161,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:  # Before any measuring: a typo should not cost the loader rows' minutes.
         step_configs = [(name, step_config(name)) for name in
-                        filter(None, args.step_configs.split(",") if args.step_steps else [])]
+                        (args.step_configs.split() if args.step_steps else [])]
     except ValueError as e:
         parser.error(str(e))
     rows = []

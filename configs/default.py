@@ -1,35 +1,72 @@
 """Defaults for every run: the seed's recipe (Adam, lr 1e-3, categorical cross entropy).
 
-Runs as is on the embedded demo set, which needs no download:
+Every field a run reads is here, with its default; the other configs start from
+this one and take arguments in big_vision's fashion (`configs/x.py:key=value,...`,
+see parse_arg). Runs as is on the embedded demo set, which needs no download:
 
     python launch.py --config configs/default.py --workdir runs/demo
 
-Point it at real data with `--config.dataset` and `--config.data_dir`, e.g. FER+
-in Microsoft's layout (FER2013Train/, FER2013Valid/, FER2013Test/ with label.csv):
+Point it at real data with `--config.dataset` and the data folder, given by
+`--config.data_dir` or found at `$FER_DATA/<dataset>` (no config holds a path), e.g.
+FER+ in Microsoft's layout (FER2013Train/, FER2013Valid/, FER2013Test/ with label.csv):
 
-    python launch.py --config configs/xcao2.py --workdir runs/xcao2 \
+    python launch.py --config configs/seed_designs.py:model=xcao2 --workdir runs/xcao2 \
         --config.dataset=ferplus --config.data_dir=/path/to/ferplus
-
-Every design's config (configs/<design>.py) imports this one and changes a few fields.
 """
+
+from typing import Any
 
 import ml_collections
 
 
-def get_config() -> ml_collections.ConfigDict:
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+    """`key=value,key=value` (the text after `:` in --config) over `defaults`.
+
+    Each value is read as its default's type (bool: true/false). An unknown key or
+    a value that does not read is a ValueError naming it and what is known, so a
+    typo in a recipe never trains the default silently.
+    """
+    parsed = dict(defaults)
+    for item in filter(None, (arg or "").split(",")):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or key not in defaults:
+            raise ValueError(f"config argument {item!r}: expected key=value with key one of "
+                             f"{sorted(defaults) or 'none (this config takes no arguments)'}")
+        kind = type(defaults[key])
+        if kind is bool:
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"config argument {key}={value!r}: expected true or false")
+            parsed[key] = value.lower() == "true"
+            continue
+        try:
+            parsed[key] = kind(value)
+        except ValueError:
+            raise ValueError(f"config argument {key}={value!r}: expected "
+                             f"{kind.__name__}") from None
+    return ml_collections.ConfigDict(parsed)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    parse_arg(arg)  # Takes none: refuses any.
     config = ml_collections.ConfigDict()
 
     # Data (read by fer.data.input_pipeline). 'demo' is a small synthetic set embedded
     # in fer itself so that a fresh checkout runs end to end; it says nothing about
     # real accuracy. Real sets: 'ferplus', 'fer2013', 'affectnet', 'image_folder'.
     config.dataset = "demo"
-    config.data_dir = ""     # Where the publisher's files are (manual download).
+    config.data_dir = ""     # Publisher's files ('' = $FER_DATA/<dataset>); a flag, not a config's.
     config.tfds_dir = ""     # Where built TFDS datasets go ('' = TFDS's default).
     config.image_size = 48
     config.channels = 1
     config.preprocessing = "none"  # none | histeq | dog | gamma (seed Table 4).
     config.label_mode = "majority"  # FER+: majority (hard) | probability (votes).
     config.augment = False
+    # Augmentation strengths (fer.data.augment), used when augment is on.
+    config.augment_flip = True
+    config.augment_max_shift = 0.08     # Fraction of the image side.
+    config.augment_max_rotation = 10.0  # Degrees.
+    config.augment_max_scale = 0.10     # Zoom in or out by up to this fraction.
+    config.augment_noise_std = 0.02     # Gaussian pixel noise on the [0, 1] scale.
     config.balanced_sampling = False
     config.class_weights = False   # Weight the loss by inverse training frequency...
     config.class_weight_power = 1.0  # ...to this power (0.5 = square root, milder).

@@ -7,14 +7,15 @@ face) on fer's synthetic demo set, evaluates, exports and prints the comparison 
 in a few minutes on a 2-core laptop. Changed from configs/default.py so that it
 learns within that budget: 5 epochs, batch 32 (the seed's Keras default; twice the
 steps, so BatchNorm's running statistics settle), dropout 0.2 instead of the seed's
-0.5. The demo set says nothing about real faces: for real data see configs/xcao2.py
-and docs/training.md.
+0.5. The demo set says nothing about real faces: for real data see
+configs/resnet_fer.py and docs/training.md.
 """
 
 from configs import default
 
 
-def get_config():
+def get_config(arg: str | None = None):
+    default.parse_arg(arg)  # Takes none: refuses any.
     config = default.get_config()
     config.dataset = "demo"
     config.model = "xcao"

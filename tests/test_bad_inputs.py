@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib
 import json
 import numbers
 import os
@@ -275,7 +274,9 @@ BAD_VALUES = {
     "grad_clip_norm": [-1.0], "label_smoothing": [-0.1, 1.0], "batch_size": [-5],
     "per_device_batch_size": [0, -1], "eval_batch_size": [-1], "epochs": [0, -1],
     "steps_per_epoch": [-1], "log_every_steps": [0], "checkpoint_every_epochs": [0],
-    "keep_checkpoints": [0],
+    "keep_checkpoints": [0], "augment_max_shift": [-0.1, 0.6],
+    "augment_max_rotation": [-1.0, 181.0], "augment_max_scale": [-0.1, 1.0],
+    "augment_noise_std": [-0.01, float("nan")],
 }
 
 
@@ -301,9 +302,17 @@ def test_a_bad_setting_is_one_line_naming_field_and_what_is_valid(field, value):
     assert len(found) == 1 and found[0].startswith(f"config.{field}={value!r}: expected ")
 
 
-@pytest.mark.parametrize("name", [m.name for m in pkgutil.iter_modules(configs.__path__)])
-def test_every_shipped_config_passes(name):
-    assert config_check.problems(importlib.import_module(f"configs.{name}").get_config()) == []
+def _shipped_recipes() -> list[str]:
+    """Each config file bare, and every past run's argument string."""
+    with open(os.path.join(os.path.dirname(__file__), "data", "config_recipes.json")) as f:
+        recipes = [recipe["arg"] for recipe in json.load(f).values()]
+    bare = [f"configs/{m.name}.py" for m in pkgutil.iter_modules(configs.__path__)]
+    return sorted(set(bare + recipes))
+
+
+@pytest.mark.parametrize("spec", _shipped_recipes())
+def test_every_shipped_config_passes(spec):
+    assert config_check.problems(configs.load(spec)) == []
 
 
 def test_warmup_longer_than_training_is_refused():

@@ -90,9 +90,10 @@ def test_resize_and_apply():
 
 def test_augment_changes_pixels_reproducibly_and_stays_in_range():
     image = preprocessing.resize(face(), 48).astype(np.float32) / 255
-    a = augment_lib.augment(image, np.random.default_rng(1))
-    b = augment_lib.augment(image, np.random.default_rng(1))
-    c = augment_lib.augment(image, np.random.default_rng(2))
+    options = augment_lib.AugmentOptions.from_config(default_config.get_config())
+    a = augment_lib.augment(image, np.random.default_rng(1), options)
+    b = augment_lib.augment(image, np.random.default_rng(1), options)
+    c = augment_lib.augment(image, np.random.default_rng(2), options)
     np.testing.assert_array_equal(a, b)
     assert a.shape == image.shape and a.dtype == np.float32
     assert 0.0 <= a.min() and a.max() <= 1.0
@@ -100,7 +101,7 @@ def test_augment_changes_pixels_reproducibly_and_stays_in_range():
     # Small changes: the augmented image still resembles the original.
     assert np.corrcoef(a.ravel(), image.ravel())[0, 1] > 0.5
     # Resizing inside the warp: the same picture as resizing first.
-    big = augment_lib.augment(image, np.random.default_rng(1), output_size=96)
+    big = augment_lib.augment(image, np.random.default_rng(1), options, output_size=96)
     assert big.shape == (96, 96)
     shrunk = cv2.resize(big, (48, 48), interpolation=cv2.INTER_AREA)
     assert np.corrcoef(shrunk.ravel(), a.ravel())[0, 1] > 0.9
@@ -187,6 +188,21 @@ def test_training_epochs_are_a_function_of_seed_and_epoch():
     other_seed = collect(config, "train", seed=4, epoch=1, limit=1, **kw)[0]
     assert not np.array_equal(first[0]["label"], other_epoch["label"])
     assert not np.array_equal(first[0]["label"], other_seed["label"])
+
+
+def test_augmentation_strengths_come_from_the_config():
+    kw = dict(train=True, batch_size=32, seed=0, epoch=1, limit=1, shard_index=0,
+              shard_count=1)
+    plain = collect(demo_config(augment=False), "train", **kw)[0]["image"]
+    default = collect(demo_config(augment=True), "train", **kw)[0]["image"]
+    still = dict(augment=True, augment_flip=False, augment_max_shift=0.0,
+                 augment_max_rotation=0.0, augment_max_scale=0.0)
+    none = collect(demo_config(**still, augment_noise_std=0.0), "train", **kw)[0]["image"]
+    noisy = collect(demo_config(**still, augment_noise_std=0.1), "train", **kw)[0]["image"]
+    assert np.abs(default - plain).mean() > 0.01
+    np.testing.assert_allclose(none, plain, atol=1e-5)  # Zero strengths: an identity warp.
+    # Gaussian noise of std 0.1: a mean absolute change of 0.08, less where clipped to [0, 1].
+    assert 0.05 < np.abs(noisy - plain).mean() < 0.085
 
 
 def test_a_training_epoch_drops_the_remainder_and_sees_each_example_once():

@@ -16,15 +16,22 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class AugmentOptions:
-    flip: bool = True
-    max_shift: float = 0.08      # Fraction of the image side.
-    max_rotation: float = 10.0   # Degrees.
-    max_scale: float = 0.10      # Zoom in or out by up to this fraction.
-    noise_std: float = 0.02      # Gaussian pixel noise on the [0, 1] scale.
+    """The strengths; their defaults live in configs/default.py (`augment_*`)."""
+
+    flip: bool
+    max_shift: float      # Fraction of the image side.
+    max_rotation: float   # Degrees.
+    max_scale: float      # Zoom in or out by up to this fraction.
+    noise_std: float      # Gaussian pixel noise on the [0, 1] scale.
+
+    @classmethod
+    def from_config(cls, config) -> AugmentOptions:
+        """config.augment_<field> for each field, so that config.json records them."""
+        return cls(**{field.name: config[f"augment_{field.name}"]
+                      for field in dataclasses.fields(cls)})
 
 
-def augment(image: np.ndarray, rng: np.random.Generator,
-            options: AugmentOptions = AugmentOptions(),
+def augment(image: np.ndarray, rng: np.random.Generator, options: AugmentOptions,
             output_size: int | None = None) -> np.ndarray:
     """Randomly transforms one float32 (H, W) image in [0, 1]: flip, noise, affine warp.
 

@@ -115,11 +115,12 @@ class ToExample(grain.RandomMapTransform):
     """Record -> {'image' float32 (H, W, C), 'label' int32, 'target' float32 (K,)}."""
 
     def __init__(self, *, image_size: int, channels: int, preprocessing_name: str,
-                 augment: bool, num_classes: int, soft_targets: bool):
+                 augment: augment_lib.AugmentOptions | None, num_classes: int,
+                 soft_targets: bool):
         self.image_size = int(image_size)
         self.channels = int(channels)
         self.preprocessing_name = preprocessing.canonical_name(preprocessing_name)
-        self.augment = bool(augment)
+        self.augment = augment  # None: no augmentation.
         self.num_classes = int(num_classes)
         self.soft_targets = bool(soft_targets)
         if self.channels not in (1, 3):
@@ -129,7 +130,7 @@ class ToExample(grain.RandomMapTransform):
         gray = preprocessing.to_gray(np.asarray(record["image"], np.uint8))
         gray = preprocessing.apply(self.preprocessing_name, gray)
         if self.augment:  # The resize is folded into the augmentation's warp.
-            image = augment_lib.augment(spec_lib.normalise(gray), rng,
+            image = augment_lib.augment(spec_lib.normalise(gray), rng, self.augment,
                                         output_size=self.image_size)
         else:
             image = spec_lib.normalise(preprocessing.resize(gray, self.image_size))
@@ -278,7 +279,8 @@ def create_split(config, split: str, *, train: bool, batch_size: int, seed: int,
     to_example = ToExample(
         image_size=size, channels=channels,
         preprocessing_name=str(config.get("preprocessing", "none")),
-        augment=train and bool(config.get("augment", False)),
+        augment=augment_lib.AugmentOptions.from_config(config) if train and config.augment
+        else None,
         num_classes=num_classes, soft_targets=soft)
     return _batches(data.source, order, to_example, batch_size=batch_size, train=train,
                     seed=_seed_for(seed, epoch), shard_index=int(shard_index),

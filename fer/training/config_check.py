@@ -59,6 +59,10 @@ RULES: dict[str, Rule] = {
     "log_every_steps": _integer(1),
     "checkpoint_every_epochs": _integer(1),
     "keep_checkpoints": _integer(1),
+    "augment_max_shift": _real(0.0, 0.5),  # Of the side: more moves the face out of view.
+    "augment_max_rotation": _real(0.0, 180.0),  # Degrees.
+    "augment_max_scale": _real(0.0, 1.0, high_open=True),  # 1 would zoom to nothing.
+    "augment_noise_std": _real(0.0),
     "model_kwargs.dropout_rate": _real(0.0, 1.0, high_open=True),
     "model_kwargs.stem_stride": _integer(1),
 }

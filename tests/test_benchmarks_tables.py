@@ -126,7 +126,8 @@ def test_compare_table_and_plot(tmp_path, trained_runs, capsys):
     assert rows[0]["design"] == "tiny" and float(rows[0]["litert_float32_t1_ms_median"]) > 0
 
 
-def test_plot_numbers_runs_most_accurate_first_and_colours_them_by_design(tmp_path):
+def test_plot_numbers_runs_most_accurate_first_and_colours_them_by_design(tmp_path,
+                                                                          usage_error):
     def row(run, design, accuracy, ms):
         timing = {"ms_median": ms}
         return {"run": run, "design": design, "accuracy": accuracy, "params": 1000,
@@ -144,7 +145,7 @@ def test_plot_numbers_runs_most_accurate_first_and_colours_them_by_design(tmp_pa
     (tmp_path / "accuracy_latency.png").write_bytes(b"stale")
     assert compare.main(["--out", str(tmp_path), "--replot"]) == 0
     assert (tmp_path / "accuracy_latency.png").read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(SystemExit):
+    with usage_error(r"--replot: no .*compare\.json; run the comparison first"):
         compare.main(["--out", str(tmp_path / "absent"), "--replot"])
 
 
@@ -189,8 +190,8 @@ def test_rescore_scores_the_checkpoint_not_the_stale_report(tmp_path, trained_ru
     assert fresh["balanced_accuracy"] == pytest.approx(summary["balanced_accuracy"])
 
 
-def test_compare_needs_runs(tmp_path):
-    with pytest.raises(SystemExit):
+def test_compare_needs_runs(tmp_path, usage_error):
+    with usage_error("no trained runs under"):
         compare.main(["--runs", str(tmp_path), "--out", str(tmp_path / "o")])
 
 
@@ -225,8 +226,8 @@ def test_preprocessing_rows_come_from_real_runs(tmp_path):
     assert "at most 40" in text
 
 
-def test_preprocessing_cli_validates_arguments():
-    with pytest.raises(SystemExit):
+def test_preprocessing_cli_validates_arguments(usage_error):
+    with usage_error("--data_dir is required"):
         preprocessing.main(["--epochs", "1"])  # No --data_dir for fer2013.
-    with pytest.raises(SystemExit):
+    with usage_error(r"unknown variants \['sharpen'\]"):
         preprocessing.main(["--dataset", "demo", "--variants", "sharpen"])

@@ -474,10 +474,10 @@ def test_pack_of_another_dataset_or_label_order_is_refused(ferplus_dir, tfds_dir
     assert pack.is_pack(out) and not pack.is_pack(str(ferplus_dir))
 
 
-def test_pack_command_writes_a_pack(ferplus_dir, tfds_dir, tmp_path, capsys):
+def test_pack_command_writes_a_pack(ferplus_dir, tfds_dir, tmp_path, capsys, usage_error):
     out = str(tmp_path / "p.npz")
     assert pack.main(["ferplus", "--data_dir", str(ferplus_dir), "--tfds_dir", tfds_dir,
                       "--out", out]) == 0
     assert "ferplus {'train': 10, 'validation': 5}" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
+    with usage_error(r"--out must end in \.npz, got '.*p\.zip'"):
         pack.main(["ferplus", "--data_dir", str(ferplus_dir), "--out", str(tmp_path / "p.zip")])

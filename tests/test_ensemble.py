@@ -255,7 +255,7 @@ def test_shifted_ensemble_scores_exports_and_reloads_what_it_records(runs, pipel
         ensemble_export.make(workdirs, str(tmp_path / "bad"), shift_px=-1, pipeline=pipeline)
 
 
-def test_members_that_disagree_on_labels_or_input_are_refused(runs, tmp_path):
+def test_members_that_disagree_on_labels_or_input_are_refused(runs, tmp_path, usage_error):
     workdirs, _, _ = runs
     other = tmp_path / "other"
     other.mkdir()
@@ -263,14 +263,14 @@ def test_members_that_disagree_on_labels_or_input_are_refused(runs, tmp_path):
     moved = dataclasses.replace(first, input_shape=(16, 16, 1))
     with pytest.raises(ValueError, match="input_shape"):
         ensemble_export._same_contract([first, moved], [workdirs[0], str(other)])
-    with pytest.raises(SystemExit):
+    with usage_error("--tau must be a number or 'auto', got 'lots'"):
         ensemble_export.main(["--members", workdirs[0], "--out", str(tmp_path / "x"),
                               "--tau", "lots"])
     assert ensemble_export.main(["--members", str(tmp_path / "missing"),
                                  "--out", str(tmp_path / "x")]) == 2
 
 
-def test_ablation_table_for_the_readme(runs, tmp_path):
+def test_ablation_table_for_the_readme(runs, tmp_path, usage_error):
     from benchmarks import ensemble as ensemble_bench
 
     _, out, record = runs
@@ -279,12 +279,12 @@ def test_ablation_table_for_the_readme(runs, tmp_path):
     assert f"Chosen tau {record['tau']:g}" in text
     assert text.count("| 2 members |") == len({0.0, record["tau"]}) * 2
     assert (tmp_path / "prior_correction.png").stat().st_size > 0
-    with pytest.raises(SystemExit):
+    with usage_error("missing.* is not an ensemble directory"):
         ensemble_bench.main([str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
 
 
 def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeline, tmp_path,
-                                                                     monkeypatch):
+                                                                     monkeypatch, usage_error):
     """A shipped ensemble re-tuned from tau 0.5 to 0.8 is the ensemble exported at 0.8."""
     from fer.export import retune
 
@@ -345,7 +345,7 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeli
     chosen = next(r for r in record["run"]["ensemble"]["sweep"] if r["tau"] == 0.8)
     assert f"| **0.8** (shipped) | {100 * chosen['accuracy']:.2f} |" in text
     assert (out / "prior_correction.png").stat().st_size > 0
-    with pytest.raises(SystemExit):
+    with usage_error("shipped.json holds no tau sweep"):
         shipped_tau.main(["--model", str(plain), "--out", str(tmp_path / "none")])
 
 
@@ -360,7 +360,7 @@ def test_retune_command_refuses_what_it_cannot_retune(tmp_path, capsys):
 
 
 def test_label_transfer_scores_a_run_with_a_shipped_helper_at_tau_0(runs, pipeline, tmp_path,
-                                                                     capsys):
+                                                                     usage_error):
     """The helper's shipped prior shift is undone, and weight 0 is the run alone."""
     from benchmarks import label_transfer
 
@@ -396,6 +396,5 @@ def test_label_transfer_scores_a_run_with_a_shipped_helper_at_tau_0(runs, pipeli
     assert (table / "label_transfer.png").stat().st_size > 0
     assert json.loads((table / "label_transfer.json").read_text())["weight"] in [
         r["weight"] for r in result["sweep"]]
-    with pytest.raises(SystemExit):
+    with usage_error("has no export/ folder"):
         label_transfer.main([str(tmp_path), "--helper", helper], pipeline=pipeline)
-    assert "has no export/ folder" in capsys.readouterr().err

@@ -92,3 +92,40 @@ def test_section_replaces_only_between_markers(tmp_path):
 def test_missing_markers_is_a_clear_error():
     with pytest.raises(ValueError, match="lacks the markers"):
         readme.replace_section("# fer\n\n## Results\n\nnumbers\n", "body")
+
+
+def _crossval_record():
+    spread = lambda mean, sd: {"mean": mean, "sd": sd, "folds": 5}  # noqa: E731
+    return {
+        "folds": 5, "labels": ["happiness", "contempt"], "class_faces": [800, 16],
+        "mean_sd": {"accuracy": spread(0.862, 0.015), "balanced_accuracy": spread(0.80, 0.04),
+                    "macro_f1": spread(0.79, 0.03), "abstained": spread(0.046, 0.005)},
+        "pooled": {"per_label": {"happiness": 0.95, "contempt": 0.8125},
+                   "per_label_counts": {"happiness": {"recall_interval": [0.93, 0.96]},
+                                        "contempt": {"recall_interval": [0.57, 0.934]}}},
+        "pooled_abstention": {
+            "precision": [0.92, 0.22], "precision_interval": [[0.9, 0.94], [0.134, 0.341]],
+            "precision_abstaining": [0.92, None],
+            "precision_abstaining_interval": [[0.9, 0.94], None]}}
+
+
+def test_goals_come_from_cross_validation_when_it_was_run(tmp_path):
+    results = _results(tmp_path)
+    (results / "crossval_ferplus").mkdir()
+    (results / "crossval_ferplus" / "crossval.json").write_text(json.dumps(_crossval_record()))
+    text = "\n".join(readme.goals(str(results), SHIPPED))
+    assert "| FER+ accuracy >= 85.0% (cross-validated, mean ± sd over 5 folds) | 86.2 ± 1.5% " \
+           "| met |" in text
+    assert "| FER+ accuracy >= 88.0% (issue 23, cross-validated" in text
+    assert "| 86.2 ± 1.5% | **missed** |" in text
+    assert "macro F1 >= 78.0% (cross-validated, mean ± sd over 5 folds) | 79.0 ± 3.0% | met" \
+        in text
+    # The rare class comes with its interval; the common one only when it is the worst.
+    assert "| contempt 81.2% (57.0-93.4) | met |" in text
+    assert "| contempt 22.0% (13.4-34.1) | **missed** |" in text
+    # With abstention contempt is never shown: judged on the classes shown.
+    assert "abstaining on 4.6% of faces" in text
+    assert "| happiness 92.0% (90.0-94.0); never shown: contempt | met |" in text
+    # The shipped model's own validation rows give way to the cross-validated ones.
+    assert "(shipped model)" not in text and "| 3,683,640" not in text
+    assert "params <= 10,000,000 | 1,000,000 | met" in text

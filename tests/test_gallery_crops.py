@@ -1,0 +1,57 @@
+"""benchmarks.gallery_crops: faces pasted into photos, through the gallery's path."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+import gallery_fixtures as gf
+from benchmarks import gallery_crops
+from fer.gallery import analyze, detect
+
+
+def _face48() -> np.ndarray:
+    """The astronaut's face, cut like a FER crop: gray 48x48x1."""
+    gray = cv2.cvtColor(gf.astronaut(), cv2.COLOR_RGB2GRAY)[40:200, 150:310]
+    return cv2.resize(gray, (48, 48), interpolation=cv2.INTER_AREA)[..., None]
+
+
+def test_compose_places_the_face_where_it_says():
+    face = _face48()
+    for context in (0.0, 0.25):
+        photo, (x0, y0, x1, y1) = gallery_crops.compose(face, np.random.default_rng(3),
+                                                        context=context)
+        assert photo.shape == (480, 640, 3) and (x1 - x0, y1 - y0) == (160, 160)
+        big = cv2.resize(face[..., 0], (160, 160), interpolation=cv2.INTER_CUBIC)
+        np.testing.assert_array_equal(photo[y0:y1, x0:x1, 0], big)
+    again, _ = gallery_crops.compose(face, np.random.default_rng(3), context=0.25)
+    np.testing.assert_array_equal(photo, again)  # Seeded: the same photo.
+
+
+def test_match_takes_the_face_centred_in_the_region():
+    def face(box):
+        return analyze.Face(box=box, detector_score=0.9, label="happy", confidence=0.8,
+                            probs={})
+    inside = face((100 / 640, 100 / 480, 150 / 640, 150 / 480))
+    outside = face((400 / 640, 300 / 480, 100 / 640, 100 / 480))
+    assert gallery_crops._match([outside, inside], (90, 90, 250, 250), 640, 480) is inside
+    assert gallery_crops._match([outside], (90, 90, 250, 250), 640, 480) is None
+
+
+def test_measure_compares_gallery_and_direct_on_the_same_faces():
+    faces = np.stack([_face48()] * 3)
+    labels = np.array([0, 1, 2])
+    fake = gf.FakeClassifier()
+    record = gallery_crops.measure(faces, labels, fake, detect.BlazeFaceDetector(),
+                                   margins=(1.0, 1.25))
+    assert record["faces"] == 3 and [r["margin"] for r in record["margins"]] == [1.0, 1.25]
+    row = record["margins"][1]
+    assert row["detected"] == 3  # A clear frontal face on plain noise is found.
+    # The crop frames about the pasted face: margin x box side / 160 px.
+    assert 0.7 < row["crop_to_face"]["median"] < 1.6
+    assert row["crop_to_face"]["median"] > record["margins"][0]["crop_to_face"]["median"]
+    # Same faces scored both ways: the gap is the accuracy difference in points.
+    assert row["gap_points"] == 100 * (row["direct_same_faces"]["accuracy"]
+                                       - row["gallery"]["accuracy"])
+    text = gallery_crops.markdown([record])
+    assert "| 1.25 (shipped) | 3 (100.0%) |" in text

@@ -61,10 +61,11 @@ def faces_for(faces: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 
 def model_name(path: str) -> str:
+    """Relative to the repository when inside it, else its last three path parts."""
     path = os.path.abspath(path)
     if path.startswith(REPO + os.sep):
         return os.path.relpath(path, REPO)
-    return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+    return os.path.join(*path.split(os.sep)[-3:])
 
 
 def compare_outputs(x86: np.ndarray, arm64: np.ndarray) -> dict[str, Any]:
@@ -100,7 +101,8 @@ def parity(transport, models: Sequence[str], faces: np.ndarray, *,
                          "design": entry["design"], "faces": int(len(sized)),
                          **compare_outputs(here, entry["probs"]),
                          "x86_64": runner.device_info()["cpu_model"],
-                         "other": f"{entry['device']['machine']} ({entry['transport']})",
+                         "other": f"{entry['device']['machine']} "
+                                  f"({entry['transport'].split()[0]})",
                          "other_runtime": entry["runtime"],
                          "emulated_wall_seconds_all_models": round(seconds, 1)})
     return rows

@@ -216,7 +216,7 @@ def markdown(record: dict) -> str:
                      f"{s['total_cpu']['mean_ms']:.2f} ± {s['total_cpu']['std_ms']:.2f} | "
                      f"{'<= %g' % goal if goal else ''} | "
                      f"{rates.get(1)} | {rates.get(2)} |")
-    skipped = {**record["skipped"],
+    skipped = {**record.get("skipped", {}),  # Records from before skips were counted.
                **{p: why for g in record["groups"].values()
                   for p, why in g.get("skipped", {}).items()}}
     if skipped:

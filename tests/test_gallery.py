@@ -411,3 +411,15 @@ def test_a_file_that_kills_its_worker_is_skipped_and_the_scan_goes_on(tmp_path):
     summary = scan.scan(str(root), conn, crashing_factory, "m", workers=2, progress=False)
     assert summary.photos == 3 and summary.classified == 3
     assert summary.skipped == [(str(root / "crash.jpg"), scan.CRASHED)]
+
+
+def test_a_new_detector_version_redoes_the_index(monkeypatch):
+    from fer import spec
+
+    model_dir = spec.SHIPPED_MODEL_DIR
+    before = scan.model_fingerprint(model_dir, "blazeface")
+    assert before == scan.model_fingerprint(model_dir, "blazeface")
+    assert before != scan.model_fingerprint(model_dir, "haar")
+    monkeypatch.setitem(detect.DETECTOR_VERSIONS, "blazeface",
+                        detect.DETECTOR_VERSIONS["blazeface"] + 1)
+    assert scan.model_fingerprint(model_dir, "blazeface") != before

@@ -43,6 +43,9 @@ TILE_OVERLAP = 0.25       # Overlap of neighbouring tiles / tile side.
 TILE_MAX_FACE = 0.5       # Wider tile boxes / tile side are left to the whole frame.
 DEFAULT_TILE_MIN_SCORE = 0.6  # Tiles add false faces at 0.5 (benchmarks.detect_recall).
 DETECTORS = ("blazeface", "haar")
+# Bumped when a detector finds other faces in the same photo (2: BlazeFace also
+# searches large photos in tiles), so `fer scan` detects an old index again.
+DETECTOR_VERSIONS = {"blazeface": 2, "haar": 1}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,6 +31,7 @@ import tqdm
 
 from fer import labels as labels_lib
 from fer.gallery import analyze as analyze_lib
+from fer.gallery import detect as detect_lib
 from fer.gallery import index as index_lib
 from fer.gallery import photos as photos_lib
 
@@ -92,8 +93,6 @@ class ScanSummary:
 def make_analyzer(model_dir: str | None, detector: str = "blazeface",
                   thumbnail_side: int | None = THUMBNAIL_SIDE) -> analyze_lib.PhotoAnalyzer:
     """A detector + LiteRT classifier pair on one thread (one per worker process)."""
-    from fer.gallery import detect as detect_lib
-
     model_dir = model_dir or analyze_lib.default_model_dir()
     return analyze_lib.PhotoAnalyzer(
         detect_lib.create_detector(detector), analyze_lib.load_classifier(model_dir),
@@ -101,8 +100,9 @@ def make_analyzer(model_dir: str | None, detector: str = "blazeface",
 
 
 def model_fingerprint(model_dir: str, detector: str) -> str:
-    """Identifies model + detector, so a new model reclassifies the whole index."""
-    digest = hashlib.sha256(detector.encode())
+    """Identifies model + detector, so a new model or detector redoes the whole index."""
+    version = detect_lib.DETECTOR_VERSIONS.get(detector, 0)
+    digest = hashlib.sha256(f"{detector}:{version}".encode())
     for name in sorted(os.listdir(model_dir)):
         if name.endswith((".tflite", ".json")):
             with open(os.path.join(model_dir, name), "rb") as f:

@@ -13,8 +13,8 @@
 #       (benchmarks/train_packed.sh) and leaves a slim bundle per run in OUT.
 #
 # With the device tool: run(carry=[".device"], command="bash benchmarks/device.sh train
-# fer2013 480 $OUT configs/fer2013_resnet_fer_fullres.py:resnet_fer_fullres ..."). Untar each
-# OUT/NAME.tgz into runs/DATASET/ and it is a run like any other (docs/training.md).
+# fer2013 480 $OUT configs/resnet_fer.py:size=base,data=fer2013,stride=1:resnet_fer_fullres ...").
+# Untar each OUT/NAME.tgz into runs/DATASET/: a run like any other (docs/training.md).
 set -euo pipefail
 PY=${PYTHON:-python}
 DEVICE_DIR=${DEVICE_DIR:-.device}

@@ -25,8 +25,10 @@ ensemble() {
 # 40 minutes to 2.5 hours each (the host matters), the full-resolution one 4-6 times that; the shipped
 # members were trained on a GPU with the same configs (benchmarks/train_packed.sh,
 # docs/training.md), about 9 minutes each, four at once.
-for config in ferplus_resnet_fer_tiny ferplus_resnet_fer_tiny_seed1 ferplus_resnet_fer_tiny_fullres; do
-  train "runs/ferplus/${config#ferplus_}" --config "configs/$config.py" \
+# Each run: NAME:ARGUMENTS of configs/resnet_fer.py.
+for run in resnet_fer_tiny:size=tiny resnet_fer_tiny_seed1:size=tiny,seed=1 \
+    resnet_fer_tiny_fullres:size=tiny,stride=1; do
+  train "runs/ferplus/${run%%:*}" --config "configs/resnet_fer.py:${run#*:},data=ferplus" \
       --config.data_dir="$DATA/ferplus"
 done
 # Their ensemble (mean log-probabilities, mirror averaging, prior correction), exported
@@ -48,29 +50,31 @@ done
 # each moved 2 px up, down, left and right), with the stride-2 tiny runs: Table 5's
 # resnet_fer_small_* rows. Not shipped: the trio is over 5 MiB and, cross-fitted, no
 # better than the shipped ensemble.
-train runs/ferplus/resnet_fer_small --config configs/ferplus_resnet_fer_small.py \
-    --config.data_dir="$DATA/ferplus"
+train runs/ferplus/resnet_fer_small \
+    --config configs/resnet_fer.py:size=small,data=ferplus,epochs=30 --config.data_dir="$DATA/ferplus"
 ensemble runs/ferplus/resnet_fer_small_pair_shifted --shift_px 2 \
     --members runs/ferplus/resnet_fer_small runs/ferplus/resnet_fer_tiny
 ensemble runs/ferplus/resnet_fer_small_trio_shifted --shift_px 2 \
     --members runs/ferplus/resnet_fer_small runs/ferplus/resnet_fer_tiny runs/ferplus/resnet_fer_tiny_seed1
 "$PY" -m benchmarks.ensemble runs/ferplus/resnet_fer_small_trio_shifted \
     --out benchmarks/results/ensemble_ferplus_resnet_fer_small
-# The full inverse-frequency-weights experiment (configs/ferplus_resnet_fer_tiny_full_weights.py)
-# is not part of the tables: FULL_WEIGHTS=1 adds it.
+# The full inverse-frequency-weights experiment is not part of the tables: FULL_WEIGHTS=1 adds it.
 if [[ "${FULL_WEIGHTS:-0}" == 1 ]]; then
   train runs/ferplus/resnet_fer_tiny_full_weights \
-      --config configs/ferplus_resnet_fer_tiny_full_weights.py --config.data_dir="$DATA/ferplus"
+      --config configs/resnet_fer.py:size=tiny,data=ferplus,weights=full,epochs=40 \
+      --config.data_dir="$DATA/ferplus"
 fi
 # Our designs on FER2013: the FER+ recipe (square-root class weights), and without class
 # weights for FER2013's accuracy goal (seeds 0 and 1, at full resolution, and the larger
 # resnet_fer at stride 2: 85-100 minutes on 2 CPU cores), then
 # mirror averaging and prior correction (fer.export.ensemble), at the automatic tau and
 # at tau 0 (`_tau0`, for FER2013's plain-accuracy goal). The full-resolution seed 1
-# (configs/fer2013_resnet_fer_tiny_fullres_seed1.py) is for a GPU (benchmarks/device.sh).
-for config in fer2013_resnet_fer_tiny fer2013_resnet_fer_tiny_unweighted \
-    fer2013_resnet_fer_tiny_unweighted_seed1 fer2013_resnet_fer_tiny_fullres fer2013_resnet_fer; do
-  train "runs/fer2013/${config#fer2013_}" --config "configs/$config.py" \
+# (configs/resnet_fer.py:size=tiny,data=fer2013,stride=1,seed=1) is for a GPU
+# (benchmarks/device.sh). Each run: NAME:ARGUMENTS of configs/resnet_fer.py.
+for run in resnet_fer_tiny:size=tiny,weights=sqrt resnet_fer_tiny_unweighted:size=tiny \
+    resnet_fer_tiny_unweighted_seed1:size=tiny,seed=1 resnet_fer_tiny_fullres:size=tiny,stride=1 \
+    resnet_fer:size=base; do
+  train "runs/fer2013/${run%%:*}" --config "configs/resnet_fer.py:${run#*:},data=fer2013" \
       --config.data_dir="$DATA/fer2013"
 done
 seeds="runs/fer2013/resnet_fer_tiny_unweighted runs/fer2013/resnet_fer_tiny_unweighted_seed1"
@@ -113,7 +117,7 @@ designs="xcao xcao2 baseline_bn baseline fractal mobilenet_v1"
 if [[ "${REFERENCE:-1}" == 1 ]]; then designs="$designs inception_v3"; fi
 for dataset in ferplus fer2013; do
   for design in $designs; do
-    train "runs/$dataset/$design" --config "configs/$design.py" \
+    train "runs/$dataset/$design" --config "configs/seed_designs.py:model=$design" \
         --config.dataset=$dataset --config.data_dir="$DATA/$dataset" \
         --config.epochs="${SEED_EPOCHS:-2}" --config.export_variants="('float32','dynamic_range')"
   done

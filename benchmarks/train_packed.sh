@@ -2,6 +2,8 @@
 # Trains configs side by side on one accelerator machine that has neither the raw data
 # nor TensorFlow, from a data pack (python -m fer.data.pack), then bundles each run.
 #   bash benchmarks/train_packed.sh PACK SECONDS BUNDLE_DIR CONFIG:NAME...
+# CONFIG is what --config takes, arguments included (the last ':' starts NAME):
+#   configs/resnet_fer.py:size=tiny,data=ferplus,stride=1:resnet_fer_tiny_fullres
 # Each config runs unchanged but for data_dir=PACK and its loader's worker count
 # (the machine's cores shared out); runs go to $RUNS/NAME (default runs/packed), logs
 # beside them.
@@ -19,7 +21,7 @@ cores=$(nproc); workers=$(( cores / $# - 1 )); (( workers < 1 )) && workers=1
 mkdir -p "$RUNS" "$BUNDLE"
 declare -A pids started
 for spec in "$@"; do
-  config=${spec%%:*} name=${spec##*:}
+  config=${spec%:*} name=${spec##*:}
   timeout --signal=INT --kill-after=30 "$SECONDS_LEFT" "$PY" launch.py --config "$config" \
       --workdir "$RUNS/$name" --config.data_dir="$PACK" --config.num_workers=$workers \
       --config.progress_bar=False --config.export_variants="()" \

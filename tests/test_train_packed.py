@@ -14,12 +14,12 @@ from fer.training import checkpoint as checkpoint_lib
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY_CONFIG = '''
-from configs import demo
+from configs import default, demo
 
 
-def get_config():
+def get_config(arg=None):
     config = demo.get_config()
-    config.epochs = 2
+    config.epochs = default.parse_arg(arg, epochs=1).epochs
     config.steps_per_epoch = 3
     return config
 '''
@@ -36,7 +36,7 @@ def test_train_packed_bundles_a_slim_run_that_loads(tmp_path):
     config = tmp_path / "tiny.py"
     config.write_text(TINY_CONFIG)
     bundle, runs = tmp_path / "bundle", tmp_path / "runs"
-    out = _script("train_packed.sh", ["unused.npz", "300", str(bundle), f"{config}:tiny"],
+    out = _script("train_packed.sh", ["unused.npz", "300", str(bundle), f"{config}:epochs=2:tiny"],
                   RUNS=str(runs))
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     status = (bundle / "train_packed.txt").read_text()
@@ -50,7 +50,7 @@ def test_train_packed_bundles_a_slim_run_that_loads(tmp_path):
     assert spec.design == "xcao" and config_back.num_workers >= 1
     assert config_back.data_dir == "unused.npz"  # The run records where its data came from.
     checkpoints = checkpoint_lib.Checkpoints(unpacked, read_only=True)
-    assert checkpoints.epochs("latest") == [2]
+    assert checkpoints.epochs("latest") == [2]  # The config's argument went through.
     checkpoints.close()
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tarfile
 
+import pytest
+
 from fer.training import checkpoint as checkpoint_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +34,7 @@ def _script(name, args, **env):
                           env={**os.environ, "PYTHON": sys.executable, **env})
 
 
+@pytest.mark.slow
 def test_train_packed_bundles_a_slim_run_that_loads(tmp_path):
     config = tmp_path / "tiny.py"
     config.write_text(TINY_CONFIG)
@@ -62,6 +65,7 @@ def test_device_sh_refuses_bad_calls_with_a_reason(tmp_path):
     assert missing.returncode == 2 and "device.sh prepare" in missing.stderr
 
 
+@pytest.mark.slow
 def test_device_sh_trains_from_the_carried_folder(tmp_path):
     """The machine-side half: the pack is found in DEVICE_DIR, each run is bundled in OUT."""
     config = tmp_path / "tiny.py"

@@ -1,8 +1,8 @@
 """Train, evaluate and export a fer model; or evaluate a trained one on any split.
 
   python launch.py                      # the embedded demo: train, evaluate, export
-  python launch.py --config configs/xcao2.py --workdir runs/xcao2 \
-      --config.dataset=ferplus --config.data_dir=/path/to/ferplus
+  python launch.py --config configs/resnet_fer.py:size=tiny,data=ferplus \
+      --workdir runs/ferplus/resnet_fer_tiny --config.data_dir=/path/to/ferplus
   python launch.py --mode=evaluate --workdir runs/xcao2 \
       --config.data_dir=/path/with/a/test/split --config.split=test
 
@@ -29,8 +29,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(_HERE, "configs", "demo.py"),
-    "Config file (configs/<design>.py); fields can be overridden with "
-    "--config.<field>=value.", lock_config=True)
+    "Config file and its arguments (configs/resnet_fer.py:size=tiny,data=ferplus); "
+    "fields can be overridden with --config.<field>=value.", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Run directory (checkpoints, logs, reports). Default: runs/demo "
     "for the demo set, runs/<model>_<dataset> otherwise.")
@@ -46,7 +46,7 @@ DEMO_NOTE = (
     "accuracy says nothing about facial expressions. To train on real data, point fer "
     "at a dataset in its publisher's layout, e.g. FER+ (FER2013Train/, FER2013Valid/, "
     "FER2013Test/ each with label.csv):\n"
-    "  python launch.py --config configs/xcao2.py --workdir runs/xcao2 "
+    "  python launch.py --config configs/seed_designs.py:model=xcao2 --workdir runs/xcao2 "
     "--config.dataset=ferplus --config.data_dir=/path/to/ferplus\n"
     "(also --config.dataset=fer2013 with the folder of fer2013.csv, affectnet, or "
     "image_folder with one subfolder per class; see docs/training.md).")

@@ -120,15 +120,15 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "`_unweighted`, the same network, show."),
     ("ensemble_fer2013", "ensemble.md",
      "The same ingredients on FER2013: the unweighted runs "
-     "(`configs/fer2013_resnet_fer_tiny_unweighted{,_seed1}.py`), one and both, with and "
+     "(`configs/resnet_fer.py:size=tiny,data=fer2013`, seeds 0 and 1), one and both, with and "
      "without mirror averaging, at tau 0 (the accuracy they were trained for) and at the "
      "tau the shared rule picks."),
     ("ensemble_fer2013_fullres", "ensemble.md",
-     "The full-resolution run (`configs/fer2013_resnet_fer_tiny_fullres.py`, last epoch) "
-     "with the same ingredients, one network at stem stride 1 against the two stride-2 "
+     "The full-resolution run (`configs/resnet_fer.py:size=tiny,data=fer2013,stride=1`, "
+     "last epoch) with the same ingredients, one network at stem stride 1 against the two stride-2 "
      "seeds above."),
     ("ensemble_fer2013_resnet_fer", "ensemble.md",
-     "The larger design (`configs/fer2013_resnet_fer.py`, last epoch) with the same "
+     "The larger design (`configs/resnet_fer.py:size=base,data=fer2013`, last epoch) with the same "
      "ingredients and shifted views: each view also moved 2 px up, down, left and right "
      "(`--shift_px 2`), ten views per face."),
     ("label_transfer_fer2013_resnet_fer", "label_transfer.md",

@@ -4,8 +4,8 @@ A TFDS build needs TensorFlow and the raw folder it was built from. A GPU or TPU
 machine that has neither (a bare accelerator image, a machine that cannot reach the
 data) trains from a pack instead, with the configs unchanged:
 
-    python -m fer.data.pack ferplus --data_dir ../shared/data/ferplus --out data/ferplus.npz
-    python launch.py --config configs/ferplus_resnet_fer_tiny.py --workdir runs/x \
+    python -m fer.data.pack ferplus --data_dir /path/to/ferplus --out data/ferplus.npz
+    python launch.py --config configs/resnet_fer.py:size=tiny,data=ferplus --workdir runs/x \
         --config.data_dir=data/ferplus.npz
 
 A pack holds what the build serves (uint8 images, integer labels, FER+ raw votes),

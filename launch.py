@@ -235,9 +235,11 @@ def evaluate_main(config, workdir: str) -> dict:
         summary.update(design=spec.design, params=count_params(variables),
                        checkpoint=source)
         out_dir = os.path.join(workdir, f"eval_{split}")
-    paths = report_lib.write_report(out_dir, summary)
-    print(f"Report: {paths['markdown']}")
-    print("\n" + report_lib.comparison_table([summary]), flush=True)
+    import jax
+    if jax.process_index() == 0:  # Every process evaluates; one writes.
+        paths = report_lib.write_report(out_dir, summary)
+        print(f"Report: {paths['markdown']}")
+        print("\n" + report_lib.comparison_table([summary]), flush=True)
     return summary
 
 

@@ -7,7 +7,10 @@
 Training resumes at epoch boundaries, so an epoch's order and augmentation depend
 only on (seed, epoch) (and the batch size): grain derives each batch's random
 generator from the sampler seed and the batch's position in the epoch, and each
-record's generator is drawn from its batch's. The worker count changes nothing.
+record's generator is drawn from its batch's. The worker count changes nothing,
+nor does the process count: in training, process p of P takes the p-th slice of
+every global batch (the same examples and augmentation as one process feeding
+P x the batch), so a multi-host run computes what a one-host run does.
 """
 
 from __future__ import annotations
@@ -191,15 +194,23 @@ def _stack(examples: list[dict[str, Any]], batch_size: int) -> dict[str, np.ndar
 
 
 class ToBatch(grain.RandomMapTransform):
-    """Records of one batch -> a batch; each record's generator is drawn from the batch's."""
+    """Records of one batch -> a batch; each record's generator is drawn from the batch's.
 
-    def __init__(self, to_example: ToExample, batch_size: int):
+    A process's batch is the slice [offset, offset + batch_size) of a global batch
+    of `global_size`: its records get the generators one process would give them.
+    """
+
+    def __init__(self, to_example: ToExample, batch_size: int, offset: int = 0,
+                 global_size: int | None = None):
         self.to_example = to_example
         self.batch_size = int(batch_size)
+        self.offset = int(offset)
+        self.global_size = int(global_size or batch_size)
 
     def random_map(self, records: list[dict[str, Any]],
                    rng: np.random.Generator) -> dict[str, np.ndarray]:
-        seeds = rng.integers(0, 2**63 - 1, size=len(records))
+        seeds = rng.integers(0, 2**63 - 1, size=max(self.global_size, len(records)))
+        seeds = seeds[self.offset:self.offset + len(records)]
         return _stack([self.to_example.random_map(r, np.random.default_rng(int(s)))
                        for r, s in zip(records, seeds)], self.batch_size)
 
@@ -249,6 +260,7 @@ def create_split(config, split: str, *, train: bool, batch_size: int, seed: int,
                  shard_count: int | None = None) -> Iterator[dict[str, np.ndarray]]:
     """One epoch of batches of `split` for this process's shard.
 
+    `batch_size` is this process's share of the global batch (global / shard_count).
     train=True: shuffled (or class-balanced with config.balanced_sampling), augmented
     when config.augment, the remainder dropped, every mask 1. train=False: file
     order, no augmentation, every example exactly once, the last batch padded with
@@ -291,16 +303,24 @@ def create_split(config, split: str, *, train: bool, batch_size: int, seed: int,
 def _batches(source, order: np.ndarray, to_example: ToExample, *, batch_size: int,
              train: bool, seed: int, shard_index: int, shard_count: int, workers: int,
              image_shape: tuple[int, ...], num_classes: int):
-    """This shard's batches; padding batches keep every eval shard equally long."""
+    """This shard's batches; padding batches keep every eval shard equally long.
+
+    Training: slice `shard_index` of each global batch. Evaluation: a contiguous
+    part of the split (its sums do not depend on which process saw an example).
+    """
     n = len(order)
-    start, end = shard_interval(n, shard_index, shard_count, drop_remainder=train)
-    mine = order[start:end]
+    offset, global_size = 0, batch_size
     if train:
-        mine = mine[:len(mine) - len(mine) % batch_size]
-        expected = len(mine) // batch_size
+        global_size = batch_size * shard_count
+        offset = batch_size * shard_index
+        chunks = [order[i + offset:i + offset + batch_size]
+                  for i in range(0, n - n % global_size, global_size)]
+        expected = len(chunks)
     else:
+        start, end = shard_interval(n, shard_index, shard_count, drop_remainder=False)
+        mine = order[start:end]
         expected = math.ceil(math.ceil(n / shard_count) / batch_size)
-    chunks = [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
+        chunks = [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
     produced = 0
     if chunks:
         if workers > 0:
@@ -309,7 +329,8 @@ def _batches(source, order: np.ndarray, to_example: ToExample, *, batch_size: in
                                      seed=seed, shard_options=grain.NoSharding())
         loader = grain.DataLoader(data_source=BatchSource(source, chunks), sampler=sampler,
                                   worker_count=workers,
-                                  operations=[ToBatch(to_example, batch_size)])
+                                  operations=[ToBatch(to_example, batch_size, offset,
+                                                      global_size)])
         for batch in loader:
             yield batch
             produced += 1

@@ -37,6 +37,21 @@ def save_args(state, meta: Mapping[str, Any]) -> ocp.args.Composite:
                               meta=ocp.args.JsonSave(dict(meta)))
 
 
+def _options(name: str, read_only: bool, max_to_keep: int) -> ocp.CheckpointManagerOptions:
+    """Options of one manager, safe with several processes.
+
+    Writers: every process takes part in a save; the managers' barriers are
+    named apart, as both save the same epoch at once. Readers: each process reads
+    alone (no barrier with the others), so that process 0 can export by itself.
+    """
+    me = jax.process_index()
+    multiprocessing = ocp.options.MultiprocessingOptions(
+        barrier_sync_key_prefix=f"{name}_reader_{me}" if read_only else name,
+        **(dict(primary_host=me, active_processes={me}) if read_only else {}))
+    return ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
+                                        multiprocessing_options=multiprocessing)
+
+
 class Checkpoints:
     """The run's 'latest' and 'best' checkpoint managers, saved at epoch ends."""
 
@@ -44,16 +59,15 @@ class Checkpoints:
         self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
         # Readers open without orbax's read_only mode (it warns on every open);
         # they never call save().
-        common = dict(create=not read_only)
         self.latest = ocp.CheckpointManager(
             os.path.join(self.directory, "latest"),
-            options=ocp.CheckpointManagerOptions(max_to_keep=max(1, keep), **common),
+            options=_options("latest", read_only, max_to_keep=max(1, keep)),
             item_names=("state", "meta"))
         # The loop saves here only on improvement (ties broken by loss), so
         # keeping the newest one keeps the best.
         self.best = ocp.CheckpointManager(
             os.path.join(self.directory, "best"),
-            options=ocp.CheckpointManagerOptions(max_to_keep=1, **common),
+            options=_options("best", read_only, max_to_keep=1),
             item_names=("state", "meta"))
 
     def save(self, epoch: int, state, meta: Mapping[str, Any], is_best: bool) -> None:

@@ -126,22 +126,55 @@ def eval_step(variables: Mapping[str, Any], batch: Batch, *, model,
 # ----------------------------------------------------------------------------
 # Devices and batches.
 
-def maybe_initialize_distributed() -> None:
+# Launchers jax.distributed.initialize() detects by itself, by the variable each sets.
+_AUTO_DETECTED = {"SLURM_NTASKS": "SLURM", "OMPI_COMM_WORLD_SIZE": "Open MPI"}
+_EXPLICIT = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def distributed_arguments(env: Mapping[str, str]) -> dict[str, Any] | None:
+    """jax.distributed.initialize's arguments for this launch; None for a single process.
+
+    The explicit JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID are
+    passed on (this jax reads only the address itself); SLURM, Open MPI and TPU pod
+    slices are left to jax's own cluster detection (empty arguments).
+    """
+    given = {name: env.get(name, "").strip() for name in _EXPLICIT}
+    if any(given.values()):
+        missing = [name for name, value in given.items() if not value]
+        if missing:
+            raise ValueError(f"launched with {', '.join(n for n in _EXPLICIT if given[n])} "
+                             f"but without {', '.join(missing)}: a multi-process launch "
+                             f"needs all of {', '.join(_EXPLICIT)}")
+        try:
+            count, index = int(given["JAX_NUM_PROCESSES"]), int(given["JAX_PROCESS_ID"])
+        except ValueError:
+            raise ValueError(f"JAX_NUM_PROCESSES={given['JAX_NUM_PROCESSES']!r} and "
+                             f"JAX_PROCESS_ID={given['JAX_PROCESS_ID']!r} must be "
+                             "integers") from None
+        if not 0 <= index < count:
+            raise ValueError(f"JAX_PROCESS_ID={index} is not in 0..{count - 1} "
+                             f"(JAX_NUM_PROCESSES={count})")
+        if count == 1:
+            return None
+        return {"coordinator_address": given["JAX_COORDINATOR_ADDRESS"],
+                "num_processes": count, "process_id": index}
+    several = (any(int(env.get(name, "1") or 1) > 1 for name in _AUTO_DETECTED)
+               or "," in env.get("TPU_WORKER_HOSTNAMES", ""))
+    return {} if several else None
+
+
+def maybe_initialize_distributed(env: Mapping[str, str] | None = None) -> None:
     """`jax.distributed.initialize()` when launched as one of several processes.
 
-    Detects the usual launchers (SLURM, Open MPI, TPU pods, or the explicit
-    JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES); a plain single-host run is
-    left alone.
+    Must run before anything touches a device. CPU processes exchange their
+    collectives over gloo (the setting is ignored by GPU and TPU backends).
     """
-    env = os.environ
-    several = (
-        int(env.get("JAX_NUM_PROCESSES", "1") or 1) > 1
-        or int(env.get("SLURM_NTASKS", "1") or 1) > 1
-        or int(env.get("OMPI_COMM_WORLD_SIZE", "1") or 1) > 1
-        or "," in env.get("TPU_WORKER_HOSTNAMES", ""))
-    if several and not jax.distributed.is_initialized():
-        logging.info("Several processes detected: jax.distributed.initialize()")
-        jax.distributed.initialize()
+    arguments = distributed_arguments(os.environ if env is None else env)
+    if arguments is None or jax.distributed.is_initialized():
+        return
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    logging.info("Several processes: jax.distributed.initialize(%s)", arguments)
+    jax.distributed.initialize(**arguments)
 
 
 def create_mesh(devices: Iterable[jax.Device] | None = None) -> Mesh:
@@ -178,6 +211,18 @@ def shard_batch(batch: Batch, sharding: NamedSharding) -> dict[str, jax.Array]:
     """This process's slice of a global batch -> one global sharded array per key."""
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
             for k, v in batch.items()}
+
+
+def replicate(tree, sharding: NamedSharding):
+    """Host (or one-device) arrays -> global arrays on every device of every process.
+
+    jax.device_put cannot reach another host's devices; every process holds the
+    whole value, so each fills its own devices from its copy.
+    """
+    def leaf(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+    return jax.tree.map(leaf, tree)
 
 
 def compile_steps(model, tx, mesh: Mesh, num_classes: int,
@@ -244,7 +289,7 @@ def evaluate(config: ml_collections.ConfigDict, model, variables: Mapping[str, A
     batch_size = (int(config.get("eval_batch_size", 0))
                   or global_batch_size(config))
     _, p_eval = compile_steps(model, None, mesh, label_set.num_classes)
-    variables = jax.device_put(dict(variables), replicated)
+    variables = replicate(dict(variables), replicated)
     result = run_evaluation(
         p_eval, variables, _split(input_pipeline, config, split, train=False,
                                   batch_size=batch_size),
@@ -287,8 +332,10 @@ def _write_run_files(config, workdir: str, spec: spec_lib.ModelSpec) -> None:
     if jax.process_index() != 0:
         return
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
+    path = os.path.join(workdir, "config.json")
+    with open(path + ".tmp", "w") as f:  # Other processes may be reading it.
         f.write(config.to_json_best_effort(indent=2))
+    os.replace(path + ".tmp", path)
     spec.save(workdir)
 
 

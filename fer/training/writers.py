@@ -42,16 +42,19 @@ class MetricWriter:
 
     A resumed run first drops rows of epochs after its checkpoint (written by the
     interrupted run but lost with it), so the file reads like one clean run.
+    A disabled writer (processes other than 0) neither writes nor reads the file,
+    which process 0 may be rewriting: its history holds no earlier epochs.
     """
 
     def __init__(self, workdir: str, resume_after_epoch: int = 0, enabled: bool = True):
         self.enabled = enabled
         self.path = os.path.join(workdir, METRICS_FILENAME)
-        self._rows = [r for r in read_metrics(workdir)
-                      if r.get("epoch", 0) <= resume_after_epoch]
+        self._rows = []
         self._tb = None
         if not enabled:
             return
+        self._rows = [r for r in read_metrics(workdir)
+                      if r.get("epoch", 0) <= resume_after_epoch]
         os.makedirs(workdir, exist_ok=True)
         with open(self.path, "w") as f:
             for row in self._rows:

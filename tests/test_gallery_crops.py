@@ -42,8 +42,17 @@ def test_measure_compares_gallery_and_direct_on_the_same_faces():
     faces = np.stack([_face48()] * 3)
     labels = np.array([0, 1, 2])
     fake = gf.FakeClassifier()
-    record = gallery_crops.measure(faces, labels, fake, detect.BlazeFaceDetector(),
-                                   margins=(1.0, 1.25))
+
+    class Counting(detect.BlazeFaceDetector):
+        calls = 0
+
+        def detect(self, image):
+            Counting.calls += 1
+            return super().detect(image)
+
+    record = gallery_crops.measure(faces, labels, fake, Counting(), margins=(1.0, 1.25))
+    assert Counting.calls == 3  # Once per photo: the margins crop the same boxes.
+    assert record["exact_crop"]["accuracy"] is not None
     assert record["faces"] == 3 and [r["margin"] for r in record["margins"]] == [1.0, 1.25]
     row = record["margins"][1]
     assert row["detected"] == 3  # A clear frontal face on plain noise is found.
@@ -54,4 +63,4 @@ def test_measure_compares_gallery_and_direct_on_the_same_faces():
     assert row["gap_points"] == 100 * (row["direct_same_faces"]["accuracy"]
                                        - row["gallery"]["accuracy"])
     text = gallery_crops.markdown([record])
-    assert "| 1.25 (shipped) | 3 (100.0%) |" in text
+    assert "| 1.25 (shipped) | 3 (100.0%) |" in text and "exact square" in text

@@ -47,19 +47,19 @@ _DATASET_FIELDS = ("dataset", "data_dir", "tfds_dir", "image_size", "affectnet_p
 
 
 def _dataset_key(config) -> tuple:
-    return tuple(str(config.get(field, "")) for field in _DATASET_FIELDS)
+    return tuple(str(config[field]) for field in _DATASET_FIELDS)
 
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(key: tuple) -> sources_lib.Dataset:
     fields = dict(zip(_DATASET_FIELDS, key))
-    fields["image_size"] = int(fields["image_size"] or 48)
+    fields["image_size"] = int(fields["image_size"])
     fields["affectnet_reduced"] = fields["affectnet_reduced"] == "True"
     return sources_lib.load(_MiniConfig(fields))
 
 
 class _MiniConfig(dict):
-    """The fields `sources.load` reads, with ConfigDict's attribute access and `get`."""
+    """The fields `sources.load` reads, with ConfigDict's attribute access."""
 
     def __getattr__(self, name: str):
         try:
@@ -276,27 +276,26 @@ def create_split(config, split: str, *, train: bool, batch_size: int, seed: int,
     dataset = load_dataset(config)
     data = dataset.split(split)
     num_classes = dataset.label_set.num_classes
-    size = int(config.get("image_size", spec_lib.DEFAULT_IMAGE_SIZE))
-    channels = int(config.get("channels", spec_lib.DEFAULT_CHANNELS))
-    soft = str(config.get("label_mode", "majority")) == "probability"
+    size, channels = int(config.image_size), int(config.channels)
+    soft = str(config.label_mode) == "probability"
     if soft and config.dataset not in ("ferplus", "demo"):
         raise ValueError(f"label_mode='probability' needs vote counts (ferplus or demo), "
                          f"not {config.dataset!r}")
-    if str(config.get("label_mode", "majority")) not in ("majority", "probability"):
+    if str(config.label_mode) not in ("majority", "probability"):
         raise ValueError(f"label_mode must be 'majority' or 'probability', "
                          f"got {config.label_mode!r}")
 
     order = epoch_order(data.labels, seed=seed, epoch=epoch, shuffle=train,
-                        balanced=train and bool(config.get("balanced_sampling", False)))
+                        balanced=train and bool(config.balanced_sampling))
     to_example = ToExample(
         image_size=size, channels=channels,
-        preprocessing_name=str(config.get("preprocessing", "none")),
+        preprocessing_name=str(config.preprocessing),
         augment=augment_lib.AugmentOptions.from_config(config) if train and config.augment
         else None,
         num_classes=num_classes, soft_targets=soft)
     return _batches(data.source, order, to_example, batch_size=batch_size, train=train,
                     seed=_seed_for(seed, epoch), shard_index=int(shard_index),
-                    shard_count=int(shard_count), workers=int(config.get("num_workers", 0)),
+                    shard_count=int(shard_count), workers=int(config.num_workers),
                     image_shape=(size, size, channels), num_classes=num_classes)
 
 

@@ -289,19 +289,16 @@ def load(config) -> Dataset:
     name = config.dataset
     if name == "demo":
         return _load_demo()
-    data_dir = str(config.get("data_dir", ""))
+    data_dir = str(config.data_dir)
     if pack_lib.is_pack(data_dir):  # A pack: no TFDS, no TensorFlow (fer.data.pack).
-        return _load_pack(data_dir, name=name,
-                          protocol=str(config.get("affectnet_protocol", "official")),
-                          reduced=bool(config.get("affectnet_reduced", False)))
+        return _load_pack(data_dir, name=name, protocol=str(config.affectnet_protocol),
+                          reduced=bool(config.affectnet_reduced))
     from fer.data import builders  # noqa: PLC0415 (TFDS imports are slow: only when needed)
 
     built = builders.prepare(
-        name, data_dir=config.get("data_dir", ""), tfds_dir=config.get("tfds_dir", ""),
-        image_size=int(config.get("image_size", 48)))
-    return _splits_of_build(
-        built, name=name, protocol=str(config.get("affectnet_protocol", "official")),
-        reduced=bool(config.get("affectnet_reduced", False)))
+        name, data_dir=data_dir, tfds_dir=config.tfds_dir, image_size=int(config.image_size))
+    return _splits_of_build(built, name=name, protocol=str(config.affectnet_protocol),
+                            reduced=bool(config.affectnet_reduced))
 
 
 @functools.lru_cache(maxsize=1)

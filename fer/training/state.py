@@ -37,8 +37,8 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int):
     """The design named by `config.model`, with `config.model_kwargs`."""
     from fer import models  # Imported late: the zoo is heavy and optional here.
 
-    kwargs = dict(config.get("model_kwargs", {}) or {})
-    if config.get("half_precision", False):
+    kwargs = dict(config.model_kwargs)
+    if config.half_precision:
         kwargs.setdefault("dtype", jnp.bfloat16)
     if config.model not in models.list_models():
         raise ValueError(f"config.model={config.model!r} is not a known design; "
@@ -51,8 +51,8 @@ def create_learning_rate_schedule(config: ml_collections.ConfigDict,
                                   steps_per_epoch: int) -> optax.Schedule:
     base = float(config.learning_rate)
     total = max(1, int(config.epochs) * max(1, steps_per_epoch))
-    warmup = int(float(config.get("warmup_epochs", 0.0)) * steps_per_epoch)
-    name = config.get("schedule", "constant")
+    warmup = int(float(config.warmup_epochs) * steps_per_epoch)
+    name = config.schedule
     if name == "constant":
         if warmup:
             return optax.join_schedules(
@@ -71,8 +71,8 @@ def create_optimizer(config: ml_collections.ConfigDict,
                      steps_per_epoch: int) -> optax.GradientTransformation:
     """Adam by default (the seed's); weight decay and clipping by config."""
     lr = create_learning_rate_schedule(config, steps_per_epoch)
-    name = config.get("optimizer", "adam")
-    wd = float(config.get("weight_decay", 0.0))
+    name = config.optimizer
+    wd = float(config.weight_decay)
     if name == "adam":
         tx = optax.adam(lr)
         if wd:  # Classic L2: added to the gradient before Adam's scaling.
@@ -80,12 +80,12 @@ def create_optimizer(config: ml_collections.ConfigDict,
     elif name == "adamw":
         tx = optax.adamw(lr, weight_decay=wd)
     elif name == "sgd":
-        tx = optax.sgd(lr, momentum=float(config.get("momentum", 0.9)), nesterov=True)
+        tx = optax.sgd(lr, momentum=float(config.momentum), nesterov=True)
         if wd:
             tx = optax.chain(optax.add_decayed_weights(wd), tx)
     else:
         raise ValueError(f"config.optimizer={name!r}; expected adam, adamw or sgd")
-    clip = float(config.get("grad_clip_norm", 0.0))
+    clip = float(config.grad_clip_norm)
     if clip:
         tx = optax.chain(optax.clip_by_global_norm(clip), tx)
     return tx

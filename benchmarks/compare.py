@@ -107,8 +107,8 @@ def benchmark_run(workdir: str, *, runs: int, warmup: int, threads: Sequence[int
     if rescore:
         from fer.training import train as train_lib
 
-        fresh = train_lib.evaluate(config, module, variables, report.get("split") or
-                                   config.get("eval_split", "validation"), pipeline=pipeline)
+        fresh = train_lib.evaluate(config, module, variables,
+                                   report.get("split") or config.eval_split, pipeline=pipeline)
         report = {**report, **{k: fresh[k] for k in ("num_examples", "accuracy",
                                                      "balanced_accuracy", "loss")}}
     import jax

@@ -98,7 +98,7 @@ def measure_train_step(config, batch_size: int, steps: int) -> dict[str, Any]:
         state, metrics = p_train(state, train_lib.shard_batch(batch, data))
     jax.block_until_ready(metrics)
     elapsed = time.perf_counter() - t0
-    return {"model": config.model, "model_kwargs": dict(config.get("model_kwargs", {})),
+    return {"model": config.model, "model_kwargs": dict(config.model_kwargs),
             "image_size": image_size, "batch_size": batch_size,
             "images_per_s": steps * batch_size / elapsed}
 

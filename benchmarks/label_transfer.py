@@ -88,8 +88,7 @@ def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
     config = checkpoint.load_config(run_dir)
     if data_dir:
         config.data_dir = data_dir
-    split = config.get("eval_split", "validation")
-    train_split = config.get("train_split", "train")
+    split, train_split = config.eval_split, config.train_split
     main = runtime.LiteRTClassifier(os.path.join(run_dir, "export"), num_threads=2,
                                     variant=variant)
     helper = runtime.LiteRTClassifier(helper_dir, num_threads=2)

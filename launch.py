@@ -157,11 +157,13 @@ def provenance(config) -> dict:
 
 
 def train_main(config, workdir: str) -> dict:
+    import jax
+
     from fer.evaluation import report as report_lib
     from fer.training import checkpoint as checkpoint_lib
     from fer.training import train as train_lib
 
-    if config.dataset == "demo":
+    if config.dataset == "demo" and jax.process_index() == 0:
         _banner(DEMO_NOTE)
     started = time.time()
     _, history = train_lib.train_and_evaluate(config, workdir)
@@ -175,7 +177,6 @@ def train_main(config, workdir: str) -> dict:
                    wall_seconds=round(time.time() - started, 1), **provenance(config))
     if config.dataset == "demo":
         summary["note"] = "Demo data (synthetic): the numbers are not FER results."
-    import jax
     if jax.process_index() == 0:
         paths = report_lib.write_report(workdir, summary, history)
         print(f"Report: {paths['markdown']}", flush=True)

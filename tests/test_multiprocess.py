@@ -194,7 +194,8 @@ def two_processes(tmp_path_factory):
 def test_two_processes_train_evaluate_and_export_once(two_processes):
     workdir, (first, second) = two_processes
     assert "global batch 32 over 2 devices" in first
-    for text in ("Report:", "Exported:", "epoch 2/2", "| tiny | demo | validation | 480 |"):
+    for text in ("DEMO set", "Report:", "Exported:", "epoch 2/2",
+                 "| tiny | demo | validation | 480 |"):
         assert text in first and text not in second, text
     report = json.load(open(os.path.join(workdir, "report.json")))
     assert report["hardware"]["hosts"] == 2 and report["hardware"]["devices"] == 2

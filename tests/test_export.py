@@ -326,19 +326,6 @@ def test_recorded_params_come_from_the_run_or_the_shipped_record(tmp_path):
     assert runtime.recorded_params(str(shipped)) == 99
 
 
-def test_launch_splits_a_comma_separated_variant_list(monkeypatch, tmp_path):
-    """`--config.export_variants=float32,int8` reaches the export as two variants."""
-    import launch
-
-    asked = []
-    monkeypatch.setattr(tflite, "export_workdir",
-                        lambda workdir, variants: asked.append(variants) or workdir)
-    assert launch._export(str(tmp_path), ("float32,int8",)) == str(tmp_path)
-    assert launch._export(str(tmp_path), ("float32", " dynamic_range")) == str(tmp_path)
-    assert launch._export(str(tmp_path), ("",)) is None
-    assert asked == [("float32", "int8"), ("float32", "dynamic_range")]
-
-
 def test_refusal_reasons_at_the_limits():
     reference = {"accuracy": 0.85, "balanced_accuracy": 0.80}
     rule = dict(max_accuracy_drop=1.0, min_agreement=0.95)

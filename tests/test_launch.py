@@ -173,3 +173,6 @@ def test_refused_int8_export_keeps_the_run(tmp_path, monkeypatch, capsys):
     out_dir = launch._export(str(tmp_path), ["float16", "int8"])
     assert out_dir == os.path.join(str(tmp_path), export_tflite.EXPORT_DIRNAME)
     assert "int8 model refused" in capsys.readouterr().out
+    # --config.export_variants=float16,int8 arrives as one string: it is split.
+    assert launch._export(str(tmp_path), ("float16, int8",)) == out_dir
+    assert launch._export(str(tmp_path), ("",)) is None

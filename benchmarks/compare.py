@@ -82,7 +82,9 @@ def ensure_export(workdir: str, variants: Sequence[str], allow: bool) -> dict[st
     record = {"variants": {}, "refused": {}}
     if os.path.exists(os.path.join(export_dir, tflite.EXPORT_RECORD)):
         record = tflite.load_record(export_dir)
-    done = set(record["variants"]) | set(record.get("refused", {}))
+    done = set(record["variants"])
+    if "acceptance" in record:  # Refusals under the old agreement-only rule are judged again.
+        done |= set(record.get("refused", {}))
     missing = [v for v in variants if v not in done]
     if missing and allow:
         wanted = tuple(dict.fromkeys([*record["variants"], *variants]))

@@ -273,3 +273,20 @@ def test_arm_export_dir_times_every_accepted_variant(tmp_path, export_dir, capsy
     assert "rehearsal, not a device timing" in capsys.readouterr().out
     assert arm.main(["--local", str(tmp_path / "home"), "--export", str(tmp_path)]) == 1
     assert "no export.json" in capsys.readouterr().err
+
+
+def test_compare_judges_old_int8_refusals_again(tmp_path, monkeypatch):
+    """An int8 refused by the agreement-only rule (no `acceptance` in export.json) is
+    exported again; one refused under the accuracy rule is not."""
+    export = tmp_path / tflite.EXPORT_DIRNAME
+    export.mkdir()
+    record = {"variants": {"float32": {"file": "model.tflite"}}, "refused": {"int8": {}}}
+    (export / tflite.EXPORT_RECORD).write_text(json.dumps(record))
+    asked = []
+    monkeypatch.setattr(tflite, "export_workdir",
+                        lambda workdir, variants: asked.append(variants))
+    compare.ensure_export(str(tmp_path), ("float32", "int8"), allow=True)
+    assert asked == [("float32", "int8")]
+    (export / tflite.EXPORT_RECORD).write_text(json.dumps({**record, "acceptance": {}}))
+    compare.ensure_export(str(tmp_path), ("float32", "int8"), allow=True)
+    assert len(asked) == 1

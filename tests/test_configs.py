@@ -72,3 +72,14 @@ def test_parse_arg_reads_each_value_as_its_defaults_type():
     assert default.parse_arg(None, n=2).n == 2 and default.parse_arg("", n=2).n == 2
     with pytest.raises(ValueError, match="true or false"):
         default.parse_arg("flag=yes", flag=True)
+
+
+def test_a_saved_config_is_laid_over_the_defaults(tmp_path):
+    from fer.training import checkpoint as checkpoint_lib
+
+    saved = configs.load("resnet_fer:size=tiny,data=ferplus,stride=1").to_dict()
+    for field in AUGMENT_FIELDS | {"half_precision"}:  # As a run saved before they existed.
+        del saved[field]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    config = checkpoint_lib.load_config(str(tmp_path))
+    assert config.to_dict() == configs.load("resnet_fer:size=tiny,data=ferplus,stride=1").to_dict()

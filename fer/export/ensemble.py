@@ -201,9 +201,9 @@ def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
     from fer.training import train as train_lib
 
     members, spec, config = load_members(workdirs, which)
-    split = split or config.get("eval_split", "validation")
+    split = split or config.eval_split
     info = pipeline.get_dataset_info(config)
-    counts = info.class_counts[config.get("train_split", "train")]
+    counts = info.class_counts[config.train_split]
     log_prior = ensemble_lib.log_prior(counts)
 
     if shift_px < 0:
@@ -247,7 +247,7 @@ def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
 
     validation, validation_labels = tflite.split_faces(config, split, num_validation,
                                                       pipeline=pipeline)
-    calibration = (tflite.split_images(config, config.get("train_split", "train"),
+    calibration = (tflite.split_images(config, config.train_split,
                                        tflite.MAX_CALIBRATION_IMAGES, pipeline=pipeline)
                    if "int8" in variants else None)
     try:

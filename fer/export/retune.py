@@ -83,7 +83,7 @@ def retune(model_dir: str, config, *, tau: float | str = "auto", split: str = "v
         raise ValueError(f"{model_dir} is not a prior-corrected ensemble (no run.ensemble.tau "
                          "in shipped.json)")
     old_tau = float(ensemble["tau"])
-    counts = pipeline.get_dataset_info(config).class_counts[config.get("train_split", "train")]
+    counts = pipeline.get_dataset_info(config).class_counts[config.train_split]
     if ensemble.get("train_counts") and list(ensemble["train_counts"]) != [int(c) for c in counts]:
         raise ValueError(f"the training counts of {config.dataset!r} ({list(counts)}) are not "
                          f"the ones the model was corrected with ({ensemble['train_counts']})")

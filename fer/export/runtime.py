@@ -190,8 +190,8 @@ def evaluate_export(directory: str, config, split: str, *, variant: str | None =
         def convert(probs):
             return labels_lib.remap_probs(probs, model_set, data_set).astype(np.float32)
     batches = pipeline.create_split(config, split, train=False,
-                                    batch_size=int(config.get("eval_batch_size", 0) or 64),
-                                    seed=int(config.get("seed", 0)))
+                                    batch_size=int(config.eval_batch_size) or 64,
+                                    seed=int(config.seed))
     confusion, loss_sum, count, calibration = _score(classifier, batches,
                                                      data_set.num_classes, convert)
     if not count:
@@ -238,7 +238,7 @@ def split_probs(classifier: LiteRTClassifier, config, split: str, pipeline,
     """(float64 probabilities, labels) over a split's faces in order (the first `limit`)."""
     probs, labels, seen = [], [], 0
     batches = pipeline.create_split(config, split, train=False, batch_size=256,
-                                    seed=int(config.get("seed", 0)))
+                                    seed=int(config.seed))
     for _, batch_labels, batch_probs, _ in predict_batches(classifier, batches):
         probs.append(batch_probs.astype(np.float64))
         labels.append(batch_labels)

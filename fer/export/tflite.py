@@ -370,7 +370,7 @@ def split_faces(config, split: str, limit: int, *, pipeline=None,
         from fer.data import input_pipeline as pipeline
     images, labels, count = [], [], 0
     for batch in pipeline.create_split(config, split, train=False,
-                                       batch_size=batch_size, seed=int(config.get("seed", 0))):
+                                       batch_size=batch_size, seed=int(config.seed)):
         keep = np.asarray(batch.get("mask", np.ones(len(batch["image"])))) > 0
         chosen = np.asarray(batch["image"], np.float32)[keep][:limit - count]
         images.append(chosen)
@@ -379,7 +379,7 @@ def split_faces(config, split: str, limit: int, *, pipeline=None,
         if count >= limit:
             break
     if not count:
-        raise ValueError(f"split {split!r} of dataset {config.get('dataset')!r} gave no "
+        raise ValueError(f"split {split!r} of dataset {config.dataset!r} gave no "
                          "images to calibrate or validate the export with")
     return np.concatenate(images), np.concatenate(labels)
 
@@ -410,13 +410,13 @@ def export_workdir(workdir: str, variants: Sequence[str] = ("float32",), *,
     calibration_images = None
     if "int8" in variants:
         calibration_images = split_images(
-            config, config.get("train_split", "train"), calibration, pipeline=pipeline)
+            config, config.train_split, calibration, pipeline=pipeline)
     validation_images, validation_labels = split_faces(
-        config, config.get("eval_split", "validation"), num_validation, pipeline=pipeline)
+        config, config.eval_split, num_validation, pipeline=pipeline)
     out_dir = out_dir or os.path.join(workdir, EXPORT_DIRNAME)
     export(module, variables, spec, out_dir, variants=variants,
            calibration_images=calibration_images, validation_images=validation_images,
            validation_labels=validation_labels, max_accuracy_drop=max_accuracy_drop,
            min_agreement=min_agreement, max_calibration_images=calibration,
-           seed=int(config.get("seed", 0)))
+           seed=int(config.seed))
     return out_dir

@@ -129,12 +129,21 @@ def restore_target(config, spec: spec_lib.ModelSpec):
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The run's config.json laid over configs/default.py's fields, once.
+
+    A run saved before a field existed gets that field's default, so readers use
+    `config.<field>` and no default is written twice.
+    """
+    from configs import default  # noqa: PLC0415 (the checkout's configs/, beside launch.py)
+
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no config.json in {workdir}: is it a training workdir "
                                 "(python launch.py --workdir ...)?")
+    config = default.get_config()
     with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+        config.update(json.load(f))
+    return config
 
 
 def load_model(workdir: str, which: str | int = "best"):

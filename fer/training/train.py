@@ -286,8 +286,7 @@ def evaluate(config: ml_collections.ConfigDict, model, variables: Mapping[str, A
     label_set = _label_set(info)
     mesh = create_mesh()
     replicated = NamedSharding(mesh, P())
-    batch_size = (int(config.get("eval_batch_size", 0))
-                  or global_batch_size(config))
+    batch_size = int(config.eval_batch_size) or global_batch_size(config)
     _, p_eval = compile_steps(model, None, mesh, label_set.num_classes)
     variables = replicate(dict(variables), replicated)
     result = run_evaluation(
@@ -325,7 +324,7 @@ def model_spec(config: ml_collections.ConfigDict,
         design=config.model, label_set=label_set.name,
         input_shape=input_shape(config), preprocessing=config.preprocessing,
         extra={"dataset": config.dataset,
-               "model_kwargs": dict(config.get("model_kwargs", {}) or {})})
+               "model_kwargs": dict(config.model_kwargs)})
 
 
 def _write_run_files(config, workdir: str, spec: spec_lib.ModelSpec) -> None:
@@ -433,13 +432,13 @@ def train_and_evaluate(
     data_sharding = NamedSharding(mesh, P("data"))
     replicated = NamedSharding(mesh, P())
     batch_size = global_batch_size(config)
-    eval_batch_size = int(config.get("eval_batch_size", 0)) or batch_size
+    eval_batch_size = int(config.eval_batch_size) or batch_size
     if eval_batch_size % jax.device_count():
         raise ValueError(f"config.eval_batch_size={eval_batch_size} must be a "
                          f"multiple of {jax.device_count()} devices")
     num_train = int(info.num_examples[config.train_split])
     steps_per_epoch = num_train // batch_size
-    if config.get("steps_per_epoch", 0):
+    if config.steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, int(config.steps_per_epoch)) \
             if steps_per_epoch else int(config.steps_per_epoch)
     if steps_per_epoch < 1:
@@ -447,10 +446,10 @@ def train_and_evaluate(
                          f"fewer than one batch of {batch_size}; lower config.batch_size")
 
     class_weights = None
-    if config.get("class_weights", False):
+    if config.class_weights:
         class_weights = np.asarray(input_pipeline.class_weights(
             info.class_counts[config.train_split],
-            float(config.get("class_weight_power", 1.0))), np.float32)
+            float(config.class_weight_power)), np.float32)
 
     model = state_lib.create_model(config, num_classes)
     tx = state_lib.create_optimizer(config, steps_per_epoch)
@@ -458,11 +457,11 @@ def train_and_evaluate(
                                          tx, input_shape(config))
     state = jax.device_put(state, replicated)
     p_train, p_eval = compile_steps(model, tx, mesh, num_classes, class_weights,
-                                    float(config.get("label_smoothing", 0.0)))
+                                    float(config.label_smoothing))
 
     _check_same_run(config, workdir)
     checkpoints = checkpoint_lib.Checkpoints(
-        workdir, keep=int(config.get("keep_checkpoints", 2)))
+        workdir, keep=int(config.keep_checkpoints))
     start_epoch, best, best_loss = 0, -np.inf, np.inf
     restored = checkpoints.restore_latest(state)
     if restored is not None:
@@ -486,7 +485,7 @@ def train_and_evaluate(
     progress = writers_lib.progress_bar(
         total=int(config.epochs) * steps_per_epoch * batch_size,
         initial=start_epoch * steps_per_epoch * batch_size,
-        enabled=bool(config.get("progress_bar", True)) and jax.process_index() == 0)
+        enabled=bool(config.progress_bar) and jax.process_index() == 0)
     last_saved = start_epoch
     try:
         for epoch in range(start_epoch, int(config.epochs)):
@@ -496,7 +495,7 @@ def train_and_evaluate(
                 batch_size=batch_size, epoch=epoch), steps_per_epoch)
             state, train_sums = _train_epoch(
                 p_train, state, batches, batch_size=batch_size, sharding=data_sharding,
-                progress=progress, log_every=int(config.get("log_every_steps", 50)),
+                progress=progress, log_every=int(config.log_every_steps),
                 on_nan=functools.partial(_check_finite, epoch=epoch, last_good=last_saved,
                                          checkpoint_dir=checkpoints.directory))
             if train_sums is None:
@@ -535,7 +534,7 @@ def train_and_evaluate(
                     "best_balanced_accuracy": best if np.isfinite(best) else -1.0,
                     "best_loss": best_loss if np.isfinite(best_loss) else None,
                     "val_balanced_accuracy": balanced, "val_accuracy": summary["accuracy"]}
-            every = max(1, int(config.get("checkpoint_every_epochs", 1)))
+            every = max(1, int(config.checkpoint_every_epochs))
             if (epoch + 1) == int(config.epochs) or (epoch + 1) % every == 0 or is_best:
                 checkpoints.save(epoch + 1, state, meta, is_best=is_best)
                 last_saved = epoch + 1

@@ -1,10 +1,11 @@
-"""python -m benchmarks.readme [--results benchmarks/results] [--readme README.md]
+"""python -m benchmarks.readme [--results benchmarks/results] [--readme README.md] [--doc docs/results.md]
 
-Writes the README's results section from the harness's own outputs
-(benchmarks/results/*/*.md and .json, and the shipped model's shipped.json), so
-every figure in the README is one a command wrote, and rerunning the harness
-then this command keeps them in step. The section sits between the markers
-RESULTS_BEGIN and RESULTS_END; everything else in the README is left alone.
+Writes the results from the harness's own outputs (benchmarks/results/*/*.md and
+.json, and the shipped model's shipped.json), so every figure in the docs is one a
+command wrote, and rerunning the harness then this command keeps them in step: the
+goals table into the README, the goals and every table into docs/results.md. Each
+sits between the markers RESULTS_BEGIN and RESULTS_END; the rest of either file is
+left alone.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "The designs trained on FER+ (8 classes), scored on the validation faces FER+'s "
      "reference reader keeps (single votes dropped, then an emotion with over half of the "
      "rest: 3,191 faces, column `faces`). Rows with 3,396 faces were scored on the "
-     "plurality set fer used before 2026-12-01 (ambiguous faces included, about two points "
+     "plurality set fer used before (ambiguous faces included, about two points "
      "harder) and could not be scored again: their checkpoints are not kept. The seed's "
      "designs trained for 2 epochs on 2 CPU cores (MobileNet v1 and InceptionV3 at 96x96, "
      "the others at 48x48); resnet_fer_tiny runs for 45 epochs on "
@@ -309,6 +310,12 @@ def _demote_and_relink(markdown: str, folder: str, readme_dir: str) -> str:
     return re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", relink, markdown)
 
 
+def goals_table(results_dir: str, shipped: Mapping[str, Any] | None) -> list[str]:
+    """The goals as a markdown table (no lines when nothing was measured)."""
+    rows = goals(results_dir, shipped)
+    return ["| goal | measured | |", "| --- | --- | --- |", *rows] if rows else []
+
+
 def section(results_dir: str, readme_dir: str,
             shipped: Mapping[str, Any] | None) -> str:
     """The results section's body: goals, then every table the harness wrote."""
@@ -316,10 +323,9 @@ def section(results_dir: str, readme_dir: str,
              "`bash benchmarks/train_all.sh`, `python -m benchmarks.pipeline` and "
              "`python -m benchmarks.input_pipeline`). All on validation splits; the "
              "test splits are held back.", ""]
-    goal_rows = goals(results_dir, shipped)
-    if goal_rows:
-        parts += ["### Goals", "", "| goal | measured | |", "| --- | --- | --- |",
-                  *goal_rows, ""]
+    table = goals_table(results_dir, shipped)
+    if table:
+        parts += ["### Goals", "", *table, ""]
     for folder, name, intro in TABLES:
         path = os.path.join(results_dir, folder, name)
         if not os.path.exists(path):
@@ -347,19 +353,26 @@ def replace_section(readme: str, body: str) -> str:
     return readme[:start + len(RESULTS_BEGIN)] + "\n" + body + readme[end:]
 
 
+def _rewrite(path: str, body: str) -> None:
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(replace_section(text, body))
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="The README's results from the harness")
+    parser = argparse.ArgumentParser(description="The docs' results from the harness")
     parser.add_argument("--results", default=os.path.join("benchmarks", "results"))
-    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--readme", default="README.md", help="gets the goals table")
+    parser.add_argument("--doc", default=os.path.join("docs", "results.md"),
+                        help="gets the goals and every table")
     parser.add_argument("--shipped", default=os.path.join(spec.SHIPPED_MODEL_DIR, spec.SHIPPED_RECORD),
                         help="the shipped model's record (for the goals)")
     args = parser.parse_args(argv)
-    with open(args.readme) as f:
-        readme = f.read()
-    body = section(args.results, os.path.dirname(os.path.abspath(args.readme)),
-                   _load_json(args.shipped))
-    with open(args.readme, "w") as f:
-        f.write(replace_section(readme, body))
+    shipped = _load_json(args.shipped)
+    body = section(args.results, os.path.dirname(os.path.abspath(args.doc)), shipped)
+    _rewrite(args.doc, body)
+    _rewrite(args.readme, "\n".join(goals_table(args.results, shipped)) + "\n")
     print(body)
     return 0
 

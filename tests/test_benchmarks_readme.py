@@ -70,23 +70,27 @@ def test_section_replaces_only_between_markers(tmp_path):
     path = tmp_path / "README.md"
     path.write_text(f"# fer\n\nintro\n\n## Results\n\n{readme.RESULTS_BEGIN}\nold numbers\n"
                     f"{readme.RESULTS_END}\n\n## Later\n\nkept\n")
-    assert readme.main(["--results", str(results), "--readme", str(path),
-                        "--shipped", str(tmp_path / "absent.json")]) == 0
-    text = path.read_text()
-    assert "old numbers" not in text
+    (tmp_path / "docs").mkdir()
+    doc = tmp_path / "docs" / "results.md"
+    doc.write_text(f"# Results\n\n{readme.RESULTS_BEGIN}\nold\n{readme.RESULTS_END}\n\nfindings\n")
+    argv = ["--results", str(results), "--readme", str(path), "--doc", str(doc),
+            "--shipped", str(tmp_path / "absent.json")]
+    assert readme.main(argv) == 0
+    text, full = path.read_text(), doc.read_text()
+    assert "old numbers" not in text and "\nold\n" not in full
     assert text.startswith("# fer\n\nintro\n") and text.endswith("## Later\n\nkept\n")
-    # Tables sit under ## Results: their headings go one level down.
-    assert "\n### Accuracy per label (seed Table 7)" in text
-    assert "\n## Comparison" not in text
-    # Image links point from the README to the results folder.
-    assert "](benchmarks/results/compare_fer2013/accuracy_latency.png)" in text
-    assert "![confusion matrix](benchmarks/results/per_label_ferplus/confusion.png)" in text
+    assert full.startswith("# Results\n") and full.endswith("\nfindings\n")
+    # The README gets the goals table only; the doc gets the goals and every table.
+    assert "| goal | measured | |" in text and "Accuracy per label" not in text
+    assert "\n### Accuracy per label (seed Table 7)" in full and "\n## Comparison" not in full
+    # Image links point from the doc to the results folder.
+    assert "](../benchmarks/results/compare_fer2013/accuracy_latency.png)" in full
+    assert "![confusion matrix](../benchmarks/results/per_label_ferplus/confusion.png)" in full
     # Without shipped.json the FER2013 and speed goals are still judged.
     assert "FER2013 PublicTest accuracy" in text and "FER+ accuracy" not in text
-    # Written twice, the same README.
-    readme.main(["--results", str(results), "--readme", str(path),
-                 "--shipped", str(tmp_path / "absent.json")])
-    assert path.read_text() == text
+    # Written twice, the same files.
+    readme.main(argv)
+    assert path.read_text() == text and doc.read_text() == full
 
 
 def test_missing_markers_is_a_clear_error():

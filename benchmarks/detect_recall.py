@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import sys
@@ -28,7 +27,7 @@ import time
 import cv2
 import numpy as np
 
-from benchmarks import pipeline
+from benchmarks import latency, pipeline
 from fer.gallery import detect, photos
 
 SIZES = (0.03, 0.05, 0.08, 0.15)  # Face box width / photo width.
@@ -252,12 +251,8 @@ def main(argv=None) -> int:
     for name, kwargs in settings:
         print(name, file=sys.stderr)
         record["settings"][name] = score(detect.BlazeFaceDetector(**kwargs), cases)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "detect_recall.json"), "w") as f:
-        json.dump(record, f, indent=2)
     table = markdown(record)
-    with open(os.path.join(args.out, "detect_recall.md"), "w") as f:
-        f.write(table)
+    latency.write_outputs(args.out, "detect_recall", table, None, record)
     print(table)
     return 0
 

@@ -22,7 +22,6 @@ Writes DIR/gallery_crops.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
+from benchmarks import latency
 from fer import spec as spec_lib
 from fer.evaluation import metrics as metrics_lib
 
@@ -233,12 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"gallery_crops: {e}", file=sys.stderr)
         return 2
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "gallery_crops.json"), "w") as f:
-        json.dump({"settings": records}, f, indent=2)
     text = markdown(records)
-    with open(os.path.join(args.out, "gallery_crops.md"), "w") as f:
-        f.write(text)
+    latency.write_outputs(args.out, "gallery_crops", text, None, {"settings": records})
     print(text)
     return 0
 

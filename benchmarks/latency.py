@@ -26,17 +26,20 @@ def default_out_dir(name: str) -> str:
 
 
 def write_outputs(out_dir: str, name: str, markdown: str,
-                  rows: Sequence[Mapping[str, Any]], record: Any) -> dict[str, str]:
-    """Writes <name>.md, <name>.csv (one line per row) and <name>.json into out_dir."""
+                  rows: Sequence[Mapping[str, Any]] | None, record: Any) -> dict[str, str]:
+    """Writes <name>.md, <name>.csv (one line per row; none without rows) and
+    <name>.json into out_dir."""
     os.makedirs(out_dir, exist_ok=True)
-    paths = {ext: os.path.join(out_dir, f"{name}.{ext}") for ext in ("md", "csv", "json")}
+    exts = ("md", "json") if rows is None else ("md", "csv", "json")
+    paths = {ext: os.path.join(out_dir, f"{name}.{ext}") for ext in exts}
     with open(paths["md"], "w") as f:
         f.write(markdown.rstrip() + "\n")
-    fieldnames = list(dict.fromkeys(k for row in rows for k in row))
-    with open(paths["csv"], "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fieldnames)
-        writer.writeheader()
-        writer.writerows(rows)
+    if rows is not None:
+        fieldnames = list(dict.fromkeys(k for row in rows for k in row))
+        with open(paths["csv"], "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fieldnames)
+            writer.writeheader()
+            writer.writerows(rows)
     with open(paths["json"], "w") as f:
         json.dump(record, f, indent=2)
     return paths

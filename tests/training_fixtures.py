@@ -72,7 +72,11 @@ class FakePipeline:
         for split, n in (("train", num_train), ("validation", num_val),
                          ("test", num_test)):
             labels = rng.integers(0, k, n).astype(np.int32)
-            self.splits[split] = (make_images(labels, rng), labels)
+            # On the uint8 grid, as real faces: preprocessing 'none' is then exactly
+            # the identity on them, so only a variant's own pixels can move a result.
+            images = spec_lib.normalise(np.round(make_images(labels, rng) * 255)
+                                        .astype(np.uint8))
+            self.splits[split] = (images, labels)
         self.nan_from_epoch = nan_from_epoch
         self.step_sleep = step_sleep  # Slows training so a test can kill it mid-run.
 

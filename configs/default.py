@@ -76,6 +76,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.affectnet_protocol = "official"
     config.affectnet_reduced = False
     config.seed = 0
+    # The comparison protocol a run follows (configs/table5.py sets it; '' = none): rows
+    # of benchmarks.compare under different protocols never share a table.
+    config.protocol = ""
 
     # Model: a name of fer.models.list_models() and its keyword arguments.
     config.model = "xcao"

@@ -1,8 +1,9 @@
 """configs/: every past run's recipe is one argument string, and arguments are checked.
 
 tests/data/config_recipes.json is a snapshot of the 26 config files that these
-files with arguments replaced: each one's to_dict() (less data_dir, a machine's
-path) and the argument string that is to reproduce it.
+files with arguments replaced, and of Table 5's twenty rows (configs/table5.py, ten
+designs under each protocol): each one's to_dict() (less data_dir, a machine's path)
+and the argument string that is to reproduce it.
 """
 
 import json
@@ -12,6 +13,7 @@ import pytest
 
 import configs
 from configs import default
+from configs import table5
 
 RECIPES_PATH = os.path.join(os.path.dirname(__file__), "data", "config_recipes.json")
 with open(RECIPES_PATH) as f:
@@ -25,9 +27,10 @@ def test_every_old_config_is_one_argument_string(old_name):
     recipe = RECIPES[old_name]
     new = json.loads(json.dumps(configs.load(recipe["arg"]).to_dict()))  # Tuples -> lists.
     assert new.pop("data_dir") == ""  # A flag or $FER_DATA gives it, never a config.
-    # The augmentation strengths came later: the defaults', which the old code hard-coded.
+    # Fields added since (augmentation strengths, protocol, ...) hold the defaults', which
+    # the old code hard-coded or lacked.
     added = {k: new.pop(k) for k in set(new) - set(recipe["config"])}
-    assert added == {k: default.get_config()[k] for k in AUGMENT_FIELDS}
+    assert added == {k: default.get_config()[k] for k in added}
     assert new == recipe["config"]
 
 
@@ -48,6 +51,42 @@ def test_the_two_recipes_differ_where_the_datasets_do():
         "dataset", "label_mode", "label_smoothing", "class_weights", "epochs"}
 
 
+@pytest.mark.parametrize("protocol", sorted(table5.PROTOCOLS))
+def test_table5_rows_differ_only_in_the_design_and_the_seed(protocol):
+    """One protocol: a design with its own optimizer, epochs or labels fails here."""
+    rows = [configs.load(table5.spec(model, protocol, seed)).to_dict()
+            for model in table5.DESIGNS for seed in (0, 2)]
+    assert len(rows) == 20 and all(r["protocol"] == protocol for r in rows)
+    differ = {k for r in rows for k in r if r[k] != rows[0][k]}
+    assert differ == {"model", "model_kwargs", "image_size", "seed"}
+    assert {r["model"] for r in rows} == set(table5.DESIGNS) and len(table5.DESIGNS) == 10
+    assert {r["image_size"] for r in rows} == {48, 75}  # InceptionV3 at Keras's minimum.
+
+
+def test_table5_protocols_are_the_shipped_recipe_and_the_thesis():
+    thesis = configs.load("table5:model=xcao2,protocol=thesis").to_dict()
+    seed = configs.load("seed_designs:model=xcao2").to_dict()  # configs/default.py's recipe.
+    assert {k for k in seed if seed[k] != thesis[k]} == {"dataset", "batch_size", "protocol"}
+    assert (thesis["dataset"], thesis["epochs"], thesis["optimizer"]) == ("ferplus", 10, "adam")
+    ours = configs.load("table5:model=resnet_fer_tiny,protocol=table5").to_dict()
+    shipped = configs.load("resnet_fer:size=tiny,data=ferplus,epochs=30").to_dict()
+    assert {k for k in shipped if shipped[k] != ours[k]} == {"batch_size", "protocol"}
+
+
+def test_table5_seeds_three_times_exactly_the_designs_under_2m_params():
+    import jax
+    import jax.numpy as jnp
+    from fer import models
+
+    def params(model):
+        side, kwargs = table5.DESIGNS[model]
+        module = models.create_model(model, num_classes=8, input_shape=(side, side, 1), **kwargs)
+        shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), jnp.zeros((1, side, side, 1)))
+        return models.count_params(shapes)["trainable"]
+
+    assert set(table5.MULTI_SEED) == {m for m in table5.DESIGNS if params(m) < 2_000_000}
+
+
 @pytest.mark.parametrize("spec,words", [
     ("resnet_fer:size=huge", ["size='huge'", "tiny"]),
     ("resnet_fer:sise=tiny", ["'sise=tiny'", "size"]),
@@ -55,6 +94,8 @@ def test_the_two_recipes_differ_where_the_datasets_do():
     ("resnet_fer:stride", ["'stride'", "key=value"]),
     ("resnet_fer:weights=half", ["weights='half'", "sqrt"]),
     ("seed_designs:model=resnet_fer", ["model='resnet_fer'", "xcao2"]),
+    ("table5:model=resnet", ["model='resnet'", "resnet_fer_tiny"]),
+    ("table5:protocol=keras", ["protocol='keras'", "thesis"]),
     ("demo:epochs=1", ["'epochs=1'", "takes no arguments"]),
     ("default:seed=1", ["'seed=1'", "takes no arguments"]),
     ("xcao2", ["no config configs/xcao2.py"]),

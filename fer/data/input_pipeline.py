@@ -1,16 +1,20 @@
-"""The grain input pipeline: one epoch of batches, reproducible from (seed, epoch).
+"""The grain input pipeline: grain.MapDataset transformations, one iterator per run.
 
-    records (fer.data.sources) -> epoch order (seeded shuffle or class-balanced draw)
-    -> shard per JAX process -> preprocessing variant -> resize -> [0, 1]
-    -> augmentation (training only) -> batches of image/label/target/mask
+    records (fer.data.sources) -> epoch order (shuffle, or a class-balanced draw)
+    -> per record: preprocessing variant -> resize -> [0, 1] -> augmentation
+    -> batches of this process -> repeat -> (prefetch in worker processes)
 
-Training resumes at epoch boundaries, so an epoch's order and augmentation depend
-only on (seed, epoch) (and the batch size): grain derives each batch's random
-generator from the sampler seed and the batch's position in the epoch, and each
-record's generator is drawn from its batch's. The worker count changes nothing,
-nor does the process count: in training, process p of P takes the p-th slice of
-every global batch (the same examples and augmentation as one process feeding
-P x the batch), so a multi-host run computes what a one-host run does.
+Everything before the iterator is a `grain.MapDataset`, random access by index,
+and index e * len + i is item i of epoch e (grain's convention), so the order of
+epoch e and every augmentation are pure functions of (seed, epoch, position):
+`shuffle` reseeds per epoch, and `random_map` seeds each record's generator by
+its position in the stream. The worker count changes nothing (workers take
+every k-th batch, the iterator interleaves them back), nor does the process
+count: process p of P takes the p-th slice of every global batch (the same
+examples and augmentation as one process feeding P x the batch), so a multi-host
+run computes what a one-host run does. The training iterator's state (the next
+batch's index, per worker) is saved with each checkpoint (fer.training.checkpoint),
+so a resumed run continues mid-epoch on the same batches.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
-import grain.python as grain
+import grain
 import numpy as np
 
 from fer import labels as labels_lib
@@ -69,9 +73,9 @@ class _MiniConfig(dict):
 
 
 def load_dataset(config) -> sources_lib.Dataset:
-    known = ("demo", "fer2013", "ferplus", "affectnet", "image_folder")
-    if config.dataset not in known:
-        raise ValueError(f"unknown dataset {config.dataset!r}; expected one of {list(known)}")
+    if config.dataset not in sources_lib.names():  # Registered in fer.data.sources.
+        raise ValueError(f"unknown dataset {config.dataset!r}; expected one of "
+                         f"{sources_lib.names()}")
     return _load_cached(_dataset_key(config))
 
 
@@ -114,25 +118,30 @@ def class_weights(counts: np.ndarray, power: float = 1.0) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # Per-record work (runs in grain workers: plain, picklable, no JAX).
 
-class ToExample(grain.RandomMapTransform):
-    """Record -> {'image' float32 (H, W, C), 'label' int32, 'target' float32 (K,)}."""
+@dataclasses.dataclass(frozen=True)
+class ToExample:
+    """Record -> {'image' float32 (H, W, C), 'label' int32, 'target' float32 (K,), 'mask' 1}.
 
-    def __init__(self, *, image_size: int, channels: int, preprocessing_name: str,
-                 augment: augment_lib.AugmentOptions | None, num_classes: int,
-                 soft_targets: bool):
-        self.image_size = int(image_size)
-        self.channels = int(channels)
-        self.preprocessing_name = preprocessing.canonical_name(preprocessing_name)
-        self.augment = augment  # None: no augmentation.
-        self.num_classes = int(num_classes)
-        self.soft_targets = bool(soft_targets)
+    Called as grain's `random_map` (training: `rng` drives the augmentation) or
+    `map` (evaluation: no generator, no augmentation).
+    """
+
+    image_size: int
+    channels: int
+    preprocessing_name: str
+    augment: augment_lib.AugmentOptions | None  # None: no augmentation.
+    num_classes: int
+    soft_targets: bool
+
+    def __post_init__(self):
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 (gray) or 3, got {channels}")
+            raise ValueError(f"channels must be 1 (gray) or 3, got {self.channels}")
 
-    def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    def __call__(self, record: dict[str, Any],
+                 rng: np.random.Generator | None = None) -> dict[str, Any]:
         gray = preprocessing.to_gray(np.asarray(record["image"], np.uint8))
         gray = preprocessing.apply(self.preprocessing_name, gray)
-        if self.augment:  # The resize is folded into the augmentation's warp.
+        if self.augment and rng is not None:  # The resize is folded into the warp.
             image = augment_lib.augment(spec_lib.normalise(gray), rng, self.augment,
                                         output_size=self.image_size)
         else:
@@ -144,107 +153,185 @@ class ToExample(grain.RandomMapTransform):
         else:
             target = np.zeros(self.num_classes, np.float32)
             target[label] = 1.0
-        return {"image": image, "label": np.int32(label), "target": target}
+        return {"image": image, "label": np.int32(label), "target": target,
+                "mask": np.float32(1.0)}
+
+    def padding(self) -> dict[str, Any]:
+        """An example of zeros with mask 0 (fills the last evaluation batches)."""
+        return {"image": np.zeros((self.image_size, self.image_size, self.channels),
+                                  np.float32),
+                "label": np.int32(0), "target": np.zeros(self.num_classes, np.float32),
+                "mask": np.float32(0.0)}
+
+
+def _to_example(config, dataset: sources_lib.Dataset, train: bool) -> ToExample:
+    soft = str(config.label_mode) == "probability"
+    if soft and config.dataset not in ("ferplus", "demo"):
+        raise ValueError(f"label_mode='probability' needs vote counts (ferplus or demo), "
+                         f"not {config.dataset!r}")
+    if str(config.label_mode) not in ("majority", "probability"):
+        raise ValueError(f"label_mode must be 'majority' or 'probability', "
+                         f"got {config.label_mode!r}")
+    return ToExample(
+        image_size=int(config.image_size), channels=int(config.channels),
+        preprocessing_name=preprocessing.canonical_name(str(config.preprocessing)),
+        augment=augment_lib.AugmentOptions.from_config(config)
+        if train and config.augment else None,
+        num_classes=dataset.label_set.num_classes, soft_targets=soft)
 
 
 # ----------------------------------------------------------------------------
-# Epochs.
+# Record order.
 
-def _seed_for(seed: int, epoch: int) -> int:
-    """A 31-bit grain seed that differs for every (seed, epoch)."""
-    return int(np.random.SeedSequence([int(seed), int(epoch), 0xFE2]).generate_state(1)[0]
-               & 0x7FFFFFFF)
+def _seed_for(seed: int, purpose: str) -> int:
+    """A 31-bit grain seed for one random step; runs of neighbouring seeds share none.
 
-
-def epoch_order(labels: np.ndarray, *, seed: int, epoch: int, shuffle: bool,
-                balanced: bool) -> np.ndarray:
-    """Indices of one epoch: all records once, shuffled, or a class-balanced draw.
-
-    The balanced draw picks len(labels) records with replacement, each class with
-    equal probability (classes without examples excluded).
+    grain reseeds a shuffle per epoch with seed + epoch; hashing keeps seed 1's
+    first epoch from being seed 0's second.
     """
-    n = len(labels)
-    if not shuffle:
-        return np.arange(n)
-    rng = np.random.default_rng([int(seed), int(epoch), 0xBA1])
-    if not balanced:
-        return rng.permutation(n)
-    counts = np.bincount(labels)
-    p = 1.0 / counts[labels]
-    return rng.choice(n, size=n, replace=True, p=p / p.sum())
+    words = [int(seed)] + [ord(c) for c in purpose]
+    return int(np.random.SeedSequence(words).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def _padding_batch(batch_size: int, image_shape: tuple[int, ...],
-                   num_classes: int) -> dict[str, np.ndarray]:
-    return {"image": np.zeros((batch_size, *image_shape), np.float32),
-            "label": np.zeros((batch_size,), np.int32),
-            "target": np.zeros((batch_size, num_classes), np.float32),
-            "mask": np.zeros((batch_size,), np.float32)}
+class _BatchedReads:
+    """A source whose batch reads go through `sources.read_many` (one ArrayRecord read)."""
 
-
-def _stack(examples: list[dict[str, Any]], batch_size: int) -> dict[str, np.ndarray]:
-    """Examples -> one batch of `batch_size`, padded with mask 0 when short."""
-    n = len(examples)
-    batch = {key: np.stack([np.asarray(e[key]) for e in examples]) for key in examples[0]}
-    batch["mask"] = np.ones((n,), np.float32)
-    if n == batch_size:
-        return batch
-    return {k: np.concatenate([v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)])
-            for k, v in batch.items()}
-
-
-class ToBatch(grain.RandomMapTransform):
-    """Records of one batch -> a batch; each record's generator is drawn from the batch's.
-
-    A process's batch is the slice [offset, offset + batch_size) of a global batch
-    of `global_size`: its records get the generators one process would give them.
-    """
-
-    def __init__(self, to_example: ToExample, batch_size: int, offset: int = 0,
-                 global_size: int | None = None):
-        self.to_example = to_example
-        self.batch_size = int(batch_size)
-        self.offset = int(offset)
-        self.global_size = int(global_size or batch_size)
-
-    def random_map(self, records: list[dict[str, Any]],
-                   rng: np.random.Generator) -> dict[str, np.ndarray]:
-        seeds = rng.integers(0, 2**63 - 1, size=max(self.global_size, len(records)))
-        seeds = seeds[self.offset:self.offset + len(records)]
-        return _stack([self.to_example.random_map(r, np.random.default_rng(int(s)))
-                       for r, s in zip(records, seeds)], self.batch_size)
-
-
-class BatchSource:
-    """Item i = the records of batch i: grain's unit of work (and of IPC) is a batch.
-
-    Working per batch rather than per record keeps worker traffic to one array per
-    batch, and makes batch contents independent of the worker count (grain's own
-    Batch runs inside each worker, over every k-th record).
-    """
-
-    def __init__(self, base, batches: list[np.ndarray]):
-        self._base = base
-        self._batches = batches
+    def __init__(self, source):
+        self._source = source
 
     def __len__(self) -> int:
-        return len(self._batches)
+        return len(self._source)
 
-    def __getitem__(self, index: int) -> list[dict[str, Any]]:
-        return sources_lib.read_many(self._base, self._batches[int(index)])
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self._source[int(index)]
+
+    def _getitems(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        return sources_lib.read_many(self._source, indices)
 
 
-def shard_interval(n: int, shard_index: int, shard_count: int,
-                   drop_remainder: bool) -> tuple[int, int]:
-    """[start, end) of a shard of n records (grain's even split: the first shards get the rest)."""
-    options = grain.ShardOptions(shard_index, shard_count, drop_remainder=drop_remainder)
-    per_shard, rest = divmod(n, options.shard_count)
-    start = per_shard * options.shard_index
-    end = start + per_shard
-    if not options.drop_remainder:
-        start += min(options.shard_index, rest)
-        end += min(options.shard_index + 1, rest)
-    return start, end
+class ClassBalancedMapDataset(grain.MapDataset):
+    """Each epoch, len(parent) records drawn with replacement, every class equally likely.
+
+    Classes without examples are excluded. The draw of epoch e depends only on
+    (seed, e); index e * len + i is draw i of epoch e, as grain's own shuffle.
+    """
+
+    def __init__(self, parent: grain.MapDataset, labels: np.ndarray, seed: int):
+        super().__init__(parent)
+        self._labels = np.asarray(labels, np.int64)
+        self._seed = int(seed)
+        self._last: tuple[int, np.ndarray] | None = None  # (epoch, its draw)
+
+    def __len__(self) -> int:
+        return len(self._parent)
+
+    def __str__(self) -> str:
+        return "ClassBalancedMapDataset"
+
+    def _draw(self, epoch: int) -> np.ndarray:
+        last = self._last
+        if last is None or last[0] != epoch:
+            labels = self._labels
+            p = 1.0 / np.bincount(labels)[labels]
+            rng = np.random.default_rng([self._seed, epoch])
+            last = self._last = (epoch, rng.choice(len(labels), size=len(labels),
+                                                   replace=True, p=p / p.sum()))
+        return last[1]
+
+    def _index(self, index: int) -> int:
+        epoch, position = divmod(int(index), len(self))
+        return epoch * len(self) + int(self._draw(epoch)[position])
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        return self._parent[self._index(index)]
+
+    def _getitems(self, indices: Sequence[int]):
+        return self._parent._getitems([self._index(i) for i in indices])  # noqa: SLF001
+
+
+def shard_interval(n: int, shard_index: int, shard_count: int) -> tuple[int, int]:
+    """[start, end) of shard `shard_index` of n records: the first n % shard_count get one more."""
+    per_shard, rest = divmod(n, shard_count)
+    start = per_shard * shard_index + min(shard_index, rest)
+    return start, start + per_shard + (shard_index < rest)
+
+
+# ----------------------------------------------------------------------------
+# Datasets and iterators.
+
+def _resolve_shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
+    if shard_index is None or shard_count is None:
+        import jax  # noqa: PLC0415
+
+        return jax.process_index(), jax.process_count()
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard_index={shard_index} is not in 0..{shard_count - 1}")
+    return int(shard_index), int(shard_count)
+
+
+def train_dataset(config, split: str, *, batch_size: int, seed: int,
+                  steps_per_epoch: int = 0, shard_index: int | None = None,
+                  shard_count: int | None = None) -> grain.MapDataset:
+    """One epoch of this process's training batches (index e * len + i: epoch e's i-th).
+
+    `batch_size` is this process's share of the global batch (global / shard_count).
+    Shuffled (class-balanced with config.balanced_sampling), augmented when
+    config.augment, the remainder dropped, every mask 1; at most
+    `steps_per_epoch` batches per epoch (0: every full global batch).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    shard_index, shard_count = _resolve_shard(shard_index, shard_count)
+    dataset = load_dataset(config)
+    data = dataset.split(split)
+    records = grain.MapDataset.source(_BatchedReads(data.source))
+    if config.balanced_sampling:
+        records = ClassBalancedMapDataset(records, data.labels, _seed_for(seed, "balance"))
+    else:
+        records = records.shuffle(seed=_seed_for(seed, "shuffle"))
+    steps = len(records) // (batch_size * shard_count)
+    if steps_per_epoch:
+        steps = min(steps, int(steps_per_epoch))
+    if steps < 1:
+        raise ValueError(f"the {split!r} split has {len(records)} examples, fewer than one "
+                         f"global batch of {batch_size * shard_count}; lower the batch size")
+    examples = records.random_map(_to_example(config, dataset, train=True),
+                                  seed=_seed_for(seed, "augment"))
+    # Chunk k of an epoch is slice k % P of global batch k // P: process p takes every
+    # P-th chunk, starting at its own.
+    chunks = examples.batch(batch_size, drop_remainder=True)
+    return chunks[:steps * shard_count][shard_index::shard_count]
+
+
+def eval_dataset(config, split: str, *, batch_size: int, shard_index: int | None = None,
+                 shard_count: int | None = None) -> grain.MapDataset:
+    """This process's evaluation batches: file order, every example once, no augmentation.
+
+    Each process reads a contiguous part of the split (its sums do not depend on
+    which process saw an example); the last batches are padded with mask-0
+    examples so that every process runs the same number of batches.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    shard_index, shard_count = _resolve_shard(shard_index, shard_count)
+    dataset = load_dataset(config)
+    data = dataset.split(split)
+    to_example = _to_example(config, dataset, train=False)
+    n = len(data.labels)
+    start, end = shard_interval(n, shard_index, shard_count)
+    num_batches = math.ceil(math.ceil(n / shard_count) / batch_size)
+    parts = []
+    if end > start:
+        parts.append(grain.MapDataset.source(_BatchedReads(data.source))[start:end]
+                     .map(to_example))
+    if num_batches * batch_size > end - start:
+        parts.append(grain.MapDataset.source([to_example.padding()])
+                     .repeat(num_batches * batch_size - (end - start)))
+    if not parts:
+        return grain.MapDataset.source([])
+    return grain.MapDataset.concatenate(parts).batch(batch_size)
 
 
 def _mark_flags_parsed() -> None:
@@ -255,84 +342,58 @@ def _mark_flags_parsed() -> None:
         flags.FLAGS.mark_as_parsed()
 
 
-def create_split(config, split: str, *, train: bool, batch_size: int, seed: int,
-                 epoch: int = 0, shard_index: int | None = None,
+def iterate(dataset: grain.MapDataset, num_workers: int) -> grain.DatasetIterator:
+    """A checkpointable iterator over `dataset`: threads in-process, or worker processes.
+
+    With workers, each takes every num_workers-th batch and the iterator interleaves
+    them back in order, so the batches do not depend on the worker count (its saved
+    state does: resuming with another count starts from `set_next_index`).
+    """
+    if num_workers > 0:
+        _mark_flags_parsed()
+        return iter(dataset.to_iter_dataset(grain.ReadOptions(
+            num_threads=1, prefetch_buffer_size=2)).mp_prefetch(
+                grain.MultiprocessingOptions(num_workers=int(num_workers),
+                                             per_worker_buffer_size=2)))
+    return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=2,
+                                                          prefetch_buffer_size=4)))
+
+
+def create_train_iterator(config, split: str, *, batch_size: int, seed: int,
+                          steps_per_epoch: int = 0, num_epochs: int | None = None,
+                          shard_index: int | None = None,
+                          shard_count: int | None = None) -> grain.DatasetIterator:
+    """The run's one training iterator: `num_epochs` epochs (None: endless) back to back.
+
+    Created once; worker processes live as long as it does. Its state
+    (`get_state`/`set_state`) is saved with each checkpoint.
+    """
+    epoch = train_dataset(config, split, batch_size=batch_size, seed=seed,
+                          steps_per_epoch=steps_per_epoch, shard_index=shard_index,
+                          shard_count=shard_count)
+    return iterate(epoch.repeat(num_epochs), int(config.num_workers))
+
+
+def create_split(config, split: str, *, train: bool, batch_size: int, seed: int = 0,
+                 epoch: int = 0, steps_per_epoch: int = 0, shard_index: int | None = None,
                  shard_count: int | None = None) -> Iterator[dict[str, np.ndarray]]:
     """One epoch of batches of `split` for this process's shard.
 
     `batch_size` is this process's share of the global batch (global / shard_count).
-    train=True: shuffled (or class-balanced with config.balanced_sampling), augmented
-    when config.augment, the remainder dropped, every mask 1. train=False: file
+    train=True: epoch `epoch` of the training stream (see `train_dataset`; what
+    `create_train_iterator` yields after `epoch` epochs). train=False: file
     order, no augmentation, every example exactly once, the last batch padded with
-    mask 0; every shard yields the same number of batches so that processes stay in
-    step. The order is a pure function of (seed, epoch).
+    mask 0; every shard yields the same number of batches so that processes stay
+    in step.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if shard_index is None or shard_count is None:
-        import jax  # noqa: PLC0415
-
-        shard_index, shard_count = jax.process_index(), jax.process_count()
-    dataset = load_dataset(config)
-    data = dataset.split(split)
-    num_classes = dataset.label_set.num_classes
-    size, channels = int(config.image_size), int(config.channels)
-    soft = str(config.label_mode) == "probability"
-    if soft and config.dataset not in ("ferplus", "demo"):
-        raise ValueError(f"label_mode='probability' needs vote counts (ferplus or demo), "
-                         f"not {config.dataset!r}")
-    if str(config.label_mode) not in ("majority", "probability"):
-        raise ValueError(f"label_mode must be 'majority' or 'probability', "
-                         f"got {config.label_mode!r}")
-
-    order = epoch_order(data.labels, seed=seed, epoch=epoch, shuffle=train,
-                        balanced=train and bool(config.balanced_sampling))
-    to_example = ToExample(
-        image_size=size, channels=channels,
-        preprocessing_name=str(config.preprocessing),
-        augment=augment_lib.AugmentOptions.from_config(config) if train and config.augment
-        else None,
-        num_classes=num_classes, soft_targets=soft)
-    return _batches(data.source, order, to_example, batch_size=batch_size, train=train,
-                    seed=_seed_for(seed, epoch), shard_index=int(shard_index),
-                    shard_count=int(shard_count), workers=int(config.num_workers),
-                    image_shape=(size, size, channels), num_classes=num_classes)
-
-
-def _batches(source, order: np.ndarray, to_example: ToExample, *, batch_size: int,
-             train: bool, seed: int, shard_index: int, shard_count: int, workers: int,
-             image_shape: tuple[int, ...], num_classes: int):
-    """This shard's batches; padding batches keep every eval shard equally long.
-
-    Training: slice `shard_index` of each global batch. Evaluation: a contiguous
-    part of the split (its sums do not depend on which process saw an example).
-    """
-    n = len(order)
-    offset, global_size = 0, batch_size
     if train:
-        global_size = batch_size * shard_count
-        offset = batch_size * shard_index
-        chunks = [order[i + offset:i + offset + batch_size]
-                  for i in range(0, n - n % global_size, global_size)]
-        expected = len(chunks)
+        one = train_dataset(config, split, batch_size=batch_size, seed=seed,
+                            steps_per_epoch=steps_per_epoch, shard_index=shard_index,
+                            shard_count=shard_count)
+        dataset = one.repeat()[epoch * len(one):(epoch + 1) * len(one)]
     else:
-        start, end = shard_interval(n, shard_index, shard_count, drop_remainder=False)
-        mine = order[start:end]
-        expected = math.ceil(math.ceil(n / shard_count) / batch_size)
-        chunks = [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
-    produced = 0
-    if chunks:
-        if workers > 0:
-            _mark_flags_parsed()
-        sampler = grain.IndexSampler(num_records=len(chunks), shuffle=False, num_epochs=1,
-                                     seed=seed, shard_options=grain.NoSharding())
-        loader = grain.DataLoader(data_source=BatchSource(source, chunks), sampler=sampler,
-                                  worker_count=workers,
-                                  operations=[ToBatch(to_example, batch_size, offset,
-                                                      global_size)])
-        for batch in loader:
-            yield batch
-            produced += 1
-    while produced < expected:  # Eval: this shard ran out before the longest one.
-        yield _padding_batch(batch_size, image_shape, num_classes)
-        produced += 1
+        dataset = eval_dataset(config, split, batch_size=batch_size,
+                               shard_index=shard_index, shard_count=shard_count)
+    if not len(dataset):
+        return iter(())
+    return iterate(dataset, int(config.num_workers))

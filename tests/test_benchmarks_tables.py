@@ -12,12 +12,12 @@ import pytest
 import training_fixtures as fx
 from benchmarks import compare
 from benchmarks import per_label
-from benchmarks import preprocessing
 from fer import labels as labels_lib
 from fer.evaluation import metrics
 from fer.export import tflite
 from fer.training import state as state_lib
 from fer.training import train as train_lib
+from research.preprocessing_table4 import __main__ as preprocessing
 
 
 @pytest.fixture(autouse=True)

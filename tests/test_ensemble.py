@@ -142,11 +142,12 @@ def test_per_class_offsets_find_what_one_tau_cannot():
     targets = dict(min_balanced=0.75, min_recall=0.5)
     assert pc.score(pc.confusion(log_probs, labels, start))["min_recall"] == 0.0
     # Classes 1 and 2 each need a boost in (log 1.25, log 3.5): offsets give both.
-    fitted = pc.fit_offsets(log_probs, labels, start, **targets)
-    assert pc.score(pc.confusion(log_probs, labels, fitted))["accuracy"] == 1.0
-    assert pc.offsets_cross_fitted(log_probs, labels, start, **targets)["accuracy"] == 1.0
-    from benchmarks import per_class_offsets
+    from research.per_class_offsets import __main__ as per_class_offsets
 
+    fitted = per_class_offsets.fit_offsets(log_probs, labels, start, **targets)
+    assert pc.score(pc.confusion(log_probs, labels, fitted))["accuracy"] == 1.0
+    assert per_class_offsets.offsets_cross_fitted(log_probs, labels, start,
+                                                  **targets)["accuracy"] == 1.0
     rows = per_class_offsets.compare_rules(log_probs, labels, start, **targets)
     assert list(rows) == ["tau (shipped)", "per-class offsets, fitted on the split",
                           "per-class offsets, cross-fitted"]
@@ -194,7 +195,7 @@ def test_ensemble_directory_is_a_run_every_tool_reads(runs, pipeline):
                      for w in workdirs]
     assert report["params"] == sum(member_params)
     assert os.path.exists(os.path.join(out, "prior_correction.png"))
-    assert {r["members"] for r in record["ablation"]} == {"member 1", "2 members"}
+    assert "ablation" not in record  # A study (research/ensemble_ablation), not the export's.
 
     module, variables, spec, config = checkpoint_lib.load_model(out)
     assert spec.design == "tiny x2 mirrored" and config.ensemble.tau == record["tau"]
@@ -223,18 +224,23 @@ def test_exported_ensemble_matches_jax_and_ships_with_its_recipe(runs, pipeline,
 
 
 def test_shifted_ensemble_scores_exports_and_reloads_what_it_records(runs, pipeline, tmp_path):
-    workdirs, _, unshifted = runs
+    from research.ensemble_ablation import __main__ as ensemble_ablation
+
+    workdirs, unshifted_dir, _ = runs
     out = str(tmp_path / "shifted")
     record = ensemble_export.make(workdirs, out, tau=0.0, shift_px=1, variants=("float32",),
                                   pipeline=pipeline)
     assert record["shift_px"] == 1
-    shifted_rows = [r for r in record["ablation"] if r["shift_px"] == 1]
-    assert len(shifted_rows) == len(record["ablation"]) // 2 == 4
+    ablation = ensemble_ablation.measure(out, pipeline=pipeline)
+    unshifted = ensemble_ablation.measure(unshifted_dir, pipeline=pipeline)
+    assert {r["members"] for r in ablation} == {"member 1", "2 members"}
+    shifted_rows = [r for r in ablation if r["shift_px"] == 1]
+    assert len(shifted_rows) == len(ablation) // 2 == 4
     full = next(r for r in shifted_rows if r["members"] == "2 members" and r["mirror"])
     for mirror in (False, True):  # The unshifted rows are those of the ensemble without shifts.
         pick = lambda rows: next(r for r in rows if r["members"] == "2 members"
                                  and r["mirror"] == mirror and r["tau"] == 0 and not r.get("shift_px"))
-        assert pick(record["ablation"])["accuracy"] == pick(unshifted["ablation"])["accuracy"]
+        assert pick(ablation)["accuracy"] == pick(unshifted)["accuracy"]
     with open(os.path.join(out, "report.json")) as f:
         report = json.load(f)
     assert report["accuracy"] == pytest.approx(full["accuracy"])  # The model is its last row.
@@ -247,10 +253,10 @@ def test_shifted_ensemble_scores_exports_and_reloads_what_it_records(runs, pipel
     np.testing.assert_allclose(module.apply(variables, images), expected, rtol=1e-4, atol=1e-4)
     entry = json.load(open(os.path.join(out, "export", "export.json")))["variants"]["float32"]
     assert entry["top1_agreement"] == 1.0
-    table = ensemble_export.ablation_markdown(record["ablation"])
+    table = ensemble_ablation.ablation_markdown(ablation)
     assert "| shifts |" in table and "| 1 px |" in table
-    assert "shifts" not in ensemble_export.ablation_markdown(
-        [r for r in record["ablation"] if not r["shift_px"]])
+    assert "shifts" not in ensemble_ablation.ablation_markdown(
+        [r for r in ablation if not r["shift_px"]])
     with pytest.raises(ValueError, match="shift_px"):
         ensemble_export.make(workdirs, str(tmp_path / "bad"), shift_px=-1, pipeline=pipeline)
 
@@ -270,11 +276,11 @@ def test_members_that_disagree_on_labels_or_input_are_refused(runs, tmp_path, us
                                  "--out", str(tmp_path / "x")]) == 2
 
 
-def test_ablation_table_for_the_readme(runs, tmp_path, usage_error):
-    from benchmarks import ensemble as ensemble_bench
+def test_ablation_table_for_the_readme(runs, pipeline, tmp_path, usage_error):
+    from research.ensemble_ablation import __main__ as ensemble_bench
 
     _, out, record = runs
-    assert ensemble_bench.main([out, "--out", str(tmp_path)]) == 0
+    assert ensemble_bench.main([out, "--out", str(tmp_path)], pipeline=pipeline) == 0
     text = (tmp_path / "ensemble.md").read_text()
     assert f"Chosen tau {record['tau']:g}" in text
     assert text.count("| 2 members |") == len({0.0, record["tau"]}) * 2
@@ -286,7 +292,7 @@ def test_ablation_table_for_the_readme(runs, tmp_path, usage_error):
 def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeline, tmp_path,
                                                                      monkeypatch, usage_error):
     """A shipped ensemble re-tuned from tau 0.5 to 0.8 is the ensemble exported at 0.8."""
-    from fer.export import retune
+    from research.shipped_tau import retune
 
     workdirs, _, _ = runs
     made = {}
@@ -314,16 +320,19 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeli
                          pipeline=pipeline)
     assert auto["run"]["ensemble"]["tau"] == runs[2]["tau"]
     assert (tmp_path / "shipped0.5" / "model.tflite").read_bytes() == old
-    # A rewritten file that fails its check replaces nothing, even in place.
-    inplace = tmp_path / "inplace"
-    shutil.copytree(tmp_path / "shipped0.5", inplace)
+    # Never in place: not into the model read, nor into the shipped one.
+    for into in (tmp_path / "shipped0.5", tmp_path / "shipped0.5" / "sub",
+                 spec_lib.SHIPPED_MODEL_DIR):
+        with pytest.raises(ValueError, match="never over the model it reads"):
+            retune.retune(str(tmp_path / "shipped0.5"), config, out_dir=str(into), tau=0.8,
+                          pipeline=pipeline)
+    assert (tmp_path / "shipped0.5" / "model.tflite").read_bytes() == old
+    # A rewritten file that fails its check writes nothing.
     monkeypatch.setattr(retune, "CHECK_ATOL", -1.0)
-    with pytest.raises(RuntimeError, match="left as it was"):
-        retune.retune(str(inplace), config, tau=0.8, pipeline=pipeline)
-    assert sorted(os.listdir(inplace)) == sorted(os.listdir(tmp_path / "shipped0.5"))
-    assert (inplace / "model.tflite").read_bytes() == old
-    source_record = (tmp_path / "shipped0.5" / "shipped.json").read_text()
-    assert (inplace / "shipped.json").read_text() == source_record
+    with pytest.raises(RuntimeError, match="nothing was written"):
+        retune.retune(str(tmp_path / "shipped0.5"), config, out_dir=str(tmp_path / "failed"),
+                      tau=0.8, pipeline=pipeline)
+    assert not (tmp_path / "failed").exists()
     monkeypatch.undo()
     # A correction the file does not hold, and a model that is no ensemble, are refused.
     with pytest.raises(ValueError, match="no constant"):
@@ -334,9 +343,9 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeli
     del shipped["run"]["ensemble"]
     (plain / "shipped.json").write_text(json.dumps(shipped))
     with pytest.raises(ValueError, match="not a prior-corrected ensemble"):
-        retune.retune(str(plain), config, pipeline=pipeline)
+        retune.retune(str(plain), config, out_dir=str(tmp_path / "x"), pipeline=pipeline)
     # The README's table of the shipped trade-off, from shipped.json alone.
-    from benchmarks import shipped_tau
+    from research.shipped_tau import __main__ as shipped_tau
 
     out = tmp_path / "table"
     assert shipped_tau.main(["--model", str(tmp_path / "retuned"), "--out", str(out)]) == 0
@@ -350,19 +359,24 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeli
 
 
 def test_retune_command_refuses_what_it_cannot_retune(tmp_path, capsys):
-    from fer.export import retune
+    from research.shipped_tau import retune
 
-    assert retune.main(["--model", str(tmp_path), "--data_dir", str(tmp_path)]) == 2
+    out = str(tmp_path / "out")
+    assert retune.main(["--model", str(tmp_path), "--data_dir", str(tmp_path), "--out", out]) == 2
     assert "retune:" in capsys.readouterr().err
     shipped = spec_lib.SHIPPED_MODEL_DIR
-    assert retune.main(["--model", shipped, "--data_dir", str(tmp_path), "--tau", "lots"]) == 2
+    assert retune.main(["--model", shipped, "--data_dir", str(tmp_path), "--tau", "lots",
+                        "--out", out]) == 2
     assert "--tau must be 'auto' or a number in [0, 2], got 'lots'" in capsys.readouterr().err
+    assert retune.main(["--model", shipped, "--data_dir", str(tmp_path), "--out", shipped]) == 2
+    assert "never over the model it reads" in capsys.readouterr().err
+    assert not os.path.exists(out)
 
 
 def test_label_transfer_scores_a_run_with_a_shipped_helper_at_tau_0(runs, pipeline, tmp_path,
                                                                      usage_error):
     """The helper's shipped prior shift is undone, and weight 0 is the run alone."""
-    from benchmarks import label_transfer
+    from research.label_transfer import __main__ as label_transfer
 
     _, out, record = runs
     helper = str(tmp_path / "helper")
@@ -397,4 +411,5 @@ def test_label_transfer_scores_a_run_with_a_shipped_helper_at_tau_0(runs, pipeli
     assert json.loads((table / "label_transfer.json").read_text())["weight"] in [
         r["weight"] for r in result["sweep"]]
     with usage_error("has no export/ folder"):
-        label_transfer.main([str(tmp_path), "--helper", helper], pipeline=pipeline)
+        label_transfer.main([str(tmp_path), "--helper", helper, "--out", str(tmp_path / "t")],
+                            pipeline=pipeline)

@@ -164,7 +164,7 @@ def test_write_report_files(tmp_path):
 
 def test_second_opinion_fixes_what_the_main_model_gets_wrong():
     """A helper that is right where the main model hesitates earns a weight above 0."""
-    from fer.evaluation import label_transfer as lt
+    from research.label_transfer import second_opinion as lt
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 40)
@@ -195,7 +195,7 @@ def test_second_opinion_fixes_what_the_main_model_gets_wrong():
 
 def test_adapter_learns_what_the_helper_calls_a_class_and_is_deterministic():
     """The helper says 'neutral' (0) for the target's class 2: name-matching cannot know."""
-    from fer.evaluation import label_transfer as lt
+    from research.label_transfer import second_opinion as lt
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 300)

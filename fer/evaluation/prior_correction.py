@@ -7,7 +7,9 @@ at the cost of the common ones. `sweep` scores every tau on one split;
 (both count: a gallery is judged on every expression and on all photos);
 `cross_fitted` says how much of that choice is luck: it picks tau on one
 half of the split (stratified), scores the other half, and pools both ways,
-so the estimate never scores examples that chose its tau.
+so the estimate never scores examples that chose its tau. The exported
+ensemble (fer.export.ensemble) applies and records this choice; studies of other
+rules (research/per_class_offsets) build on `score` and `cross_fit`.
 """
 
 from __future__ import annotations
@@ -82,34 +84,7 @@ def stratified_folds(labels: np.ndarray, k: int = 5, seed: int = 0) -> np.ndarra
     return folds
 
 
-def fit_offsets(log_probs: np.ndarray, labels: np.ndarray, start: np.ndarray, *,
-                min_balanced: float, min_recall: float, rounds: int = 4,
-                grid: Sequence[float] = tuple(np.round(np.arange(-1.5, 1.51, 0.05), 2))
-                ) -> np.ndarray:
-    """Per-class shifts (subtracted like tau * log prior) for the best accuracy that keeps
-    balanced accuracy >= min_balanced and every recall >= min_recall (penalised when not).
-
-    Coordinate ascent from `start` over `grid`: eight free numbers where tau is one.
-    With a few dozen faces in the rarest classes this fits noise; `offsets_cross_fitted`
-    says how much.
-    """
-    log_probs = np.asarray(log_probs, np.float64)
-    shift = np.asarray(start, np.float64).copy()
-
-    def value(s):
-        row = score(confusion(log_probs, labels, s))
-        return (row["accuracy"] - 10 * max(0.0, min_balanced - row["balanced_accuracy"])
-                - 10 * max(0.0, min_recall - row["min_recall"]))
-
-    for _ in range(rounds):
-        for c in range(len(shift)):
-            candidates = [np.where(np.arange(len(shift)) == c, shift[c] - g, shift)
-                          for g in grid]
-            shift = max(candidates, key=value)
-    return shift
-
-
-def _cross_fit(log_probs: np.ndarray, labels: np.ndarray, fit, seed: int) -> np.ndarray:
+def cross_fit(log_probs: np.ndarray, labels: np.ndarray, fit, seed: int) -> np.ndarray:
     """Pooled confusion of shifts fitted (`fit(log_probs, labels) -> shift`) on one
     stratified half and applied to the other, both ways."""
     labels = np.asarray(labels)
@@ -122,13 +97,6 @@ def _cross_fit(log_probs: np.ndarray, labels: np.ndarray, fit, seed: int) -> np.
     return pooled
 
 
-def offsets_cross_fitted(log_probs: np.ndarray, labels: np.ndarray, start: np.ndarray, *,
-                         seed: int = 0, **targets) -> dict[str, Any]:
-    """fit_offsets on one stratified half, scored on the other, both ways, pooled."""
-    return score(_cross_fit(log_probs, labels,
-                            lambda lp, y: fit_offsets(lp, y, start, **targets), seed))
-
-
 def cross_fitted(log_probs: np.ndarray, labels: np.ndarray, log_prior: np.ndarray,
                  taus: Sequence[float] = DEFAULT_TAUS, seed: int = 0) -> dict[str, Any]:
     """Scores of tau chosen on the other half of the split, pooled over both halves."""
@@ -138,7 +106,7 @@ def cross_fitted(log_probs: np.ndarray, labels: np.ndarray, log_prior: np.ndarra
         chosen.append(choose(sweep(lp, y, log_prior, taus))["tau"])
         return chosen[-1] * np.asarray(log_prior)
 
-    pooled = _cross_fit(log_probs, labels, fit, seed)
+    pooled = cross_fit(log_probs, labels, fit, seed)
     return {"taus_chosen": chosen, **score(pooled)}
 
 

@@ -6,7 +6,7 @@ the members' log-probabilities over the face and its mirror image, and with
 scores it, and writes DIR as a run that every other tool reads like a trained one:
 
   DIR/config.json      the first member's config (data, splits) + `ensemble`
-  DIR/ensemble.json    members, mirror, shift_px, tau, prior counts, ablation, tau sweep
+  DIR/ensemble.json    members, mirror, shift_px, tau, prior counts, tau sweep
   DIR/model.json       the shared ModelSpec (labels, input shape, normalisation)
   DIR/report.{json,md} the combined model on the evaluation split, confusion.png
   DIR/prior_correction.png   accuracy, balanced accuracy, per-class recall vs tau
@@ -16,6 +16,7 @@ scores it, and writes DIR as a run that every other tool reads like a trained on
 and balanced accuracy; ensemble.json also records a cross-fitted estimate
 (tau picked on one half, scored on the other) so the choice's optimism shows.
 Then `python -m fer.export.ship --export DIR/export --variant float16` ships it.
+What each ingredient adds is a study apart: `python -m research.ensemble_ablation DIR`.
 """
 
 from __future__ import annotations
@@ -144,42 +145,6 @@ def member_log_probs(members, config, split: str, pipeline=None, shift_px: int =
     return np.concatenate(labels), np.concatenate(chunks, axis=3)
 
 
-def ablation(labels, log_probs, log_prior, tau: float, shift_px: int = 0
-             ) -> list[dict[str, Any]]:
-    """What each ingredient adds: member 1 / all, mirror or not, shifts or not, tau 0 or chosen."""
-    from fer.evaluation import prior_correction as pc
-
-    count = log_probs.shape[2]
-    rows = []
-    for name, members in (("member 1", [0]), (f"{count} members", list(range(count)))):
-        if name != "member 1" and count == 1:
-            continue
-        for shifted in (False, True) if shift_px else (False,):
-            for mirror in (False, True):
-                lp = combine_log_probs(log_probs[:, :, members], mirror, shifted)
-                for t in sorted({0.0, tau}):
-                    cm = pc.confusion(lp, labels, t * log_prior)
-                    rows.append({"members": name, "mirror": mirror,
-                                 "shift_px": shift_px if shifted else 0, "tau": t,
-                                 **pc.score(cm)})
-    return rows
-
-
-def ablation_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """The ablation as a table; a shifts column only when some row used shifted views."""
-    shifts = any(r.get("shift_px", 0) for r in rows)
-    lines = ["| members | mirror |" + (" shifts |" if shifts else "")
-             + " tau | accuracy % | balanced % | lowest class % |",
-             "| --- | --- |" + (" --- |" if shifts else "") + " --- | --- | --- | --- |"]
-    for r in rows:
-        shift = r.get("shift_px", 0)
-        lines.append(f"| {r['members']} | {'yes' if r['mirror'] else 'no'} |"
-                     + (f" {f'{shift} px' if shift else 'no'} |" if shifts else "")
-                     + f" {r['tau']:g} | {100 * r['accuracy']:.2f} "
-                     f"| {100 * r['balanced_accuracy']:.2f} | {100 * r['min_recall']:.2f} |")
-    return "\n".join(lines)
-
-
 def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
          mirror: bool = True, shift_px: int = 0, variants: Sequence[str] = ("float32",),
          split: str | None = None, num_validation: int = 1000,
@@ -240,8 +205,7 @@ def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
         "mirror": mirror, "shift_px": shift_px, "tau": tau, "tau_rule": "auto: best mean of accuracy and balanced "
         "accuracy on the split" if choose is not None else "given",
         "train_counts": [int(c) for c in counts], "split": split, "params": params,
-        "cross_fitted": pc.cross_fitted(combined, labels, log_prior),
-        "ablation": ablation(labels, log_probs, log_prior, tau, shift_px), "sweep": rows}
+        "cross_fitted": pc.cross_fitted(combined, labels, log_prior), "sweep": rows}
     with open(os.path.join(out_dir, ENSEMBLE_RECORD), "w") as f:
         json.dump(record, f, indent=2)
 
@@ -291,8 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ensemble: {e}", file=sys.stderr)
         return 2
     s, cf = record["summary"], record["cross_fitted"]
-    print(ablation_markdown(record["ablation"]))
-    print(f"\n{s['design']} on {s['dataset']} / {s['split']}: accuracy {s['accuracy']:.2%}, "
+    print(f"{s['design']} on {s['dataset']} / {s['split']}: accuracy {s['accuracy']:.2%}, "
           f"balanced {s['balanced_accuracy']:.2%} (tau {record['tau']:g}); cross-fitted: "
           f"accuracy {cf['accuracy']:.2%}, balanced {cf['balanced_accuracy']:.2%}, "
           f"lowest class {cf['min_recall']:.2%}")

@@ -80,8 +80,7 @@ def _run_metrics(run_dir: str) -> dict[str, Any]:
         with open(ensemble) as f:
             e = json.load(f)
         out["ensemble"] = {k: e.get(k) for k in ("members", "mirror", "shift_px", "tau",
-                                                 "tau_rule", "train_counts", "cross_fitted",
-                                                 "ablation")}
+                                                 "tau_rule", "train_counts", "cross_fitted")}
     return out
 
 

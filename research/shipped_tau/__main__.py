@@ -1,10 +1,10 @@
-"""python -m benchmarks.shipped_tau [--model fer/assets/model] [--out DIR]
+"""python -m research.shipped_tau --out DIR [--model fer/assets/model]
 
 The prior-correction trade-off of the shipped ensemble as it stands: accuracy,
 balanced accuracy and the lowest class per tau on the split its tau was last
 chosen on, the cross-fitted estimate of that choice, and the re-tunings it went
-through (fer.export.retune). Reads shipped.json (no model is run); writes
-DIR/shipped_tau.{md,json} and DIR/prior_correction.png for the README.
+through (research.shipped_tau.retune). Reads shipped.json (no model is run); writes
+DIR/shipped_tau.{md,json} and DIR/prior_correction.png for docs/results.md.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def markdown(record: Mapping[str, Any]) -> str:
               f"lowest class {100 * cf['min_recall']:.2f}%."]
     for step in ensemble.get("retuned", []):
         before = step["before"]
-        lines += ["", f"Re-tuned on {step['date']} from tau {step['from_tau']:g} to "
+        lines += ["", f"Re-tuned from tau {step['from_tau']:g} to "
                   f"{step['tau']:g}{': ' + step['note'] if step.get('note') else ''}. Before: "
                   f"accuracy {100 * before['accuracy']:.2f}%, balanced "
                   f"{100 * before['balanced_accuracy']:.2f}% on {before['num_examples']:,} "
@@ -61,7 +61,8 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=spec_lib.SHIPPED_MODEL_DIR)
-    parser.add_argument("--out", default=os.path.join("benchmarks", "results", "shipped_tau"))
+    parser.add_argument("--out", required=True,
+                        help="where the table goes (research/shipped_tau/results/NAME)")
     args = parser.parse_args(argv)
     path = os.path.join(args.model, spec_lib.SHIPPED_RECORD)
     if not os.path.exists(path):
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     ensemble = record.get("run", {}).get("ensemble") or {}
     if "sweep" not in ensemble:
         parser.error(f"{path} holds no tau sweep: ship an ensemble (fer.export.ensemble) or "
-                     "re-tune it (fer.export.retune)")
+                     "re-tune it (research.shipped_tau.retune)")
     os.makedirs(args.out, exist_ok=True)
     text = markdown(record)
     with open(os.path.join(args.out, "shipped_tau.md"), "w") as f:

@@ -1,11 +1,11 @@
-"""python -m benchmarks.readme [--results benchmarks/results] [--readme README.md] [--doc docs/results.md]
+"""python -m tools.readme_tables [--root .] [--readme README.md] [--doc docs/results.md]
 
-Writes the results from the harness's own outputs (benchmarks/results/*/*.md and
-.json, and the shipped model's shipped.json), so every figure in the docs is one a
-command wrote, and rerunning the harness then this command keeps them in step: the
-goals table into the README, the goals and every table into docs/results.md. Each
-sits between the markers RESULTS_BEGIN and RESULTS_END; the rest of either file is
-left alone.
+Writes the docs' results from the commands' own outputs (the measurements in
+benchmarks/results/*/, the studies' in research/*/results/*/, and the shipped
+model's shipped.json), so every figure in the docs is one a command wrote, and
+rerunning those commands then this one keeps them in step: the goals table into
+the README, the goals and every table into docs/results.md. Each sits between the
+markers RESULTS_BEGIN and RESULTS_END; the rest of either file is left alone.
 """
 
 from __future__ import annotations
@@ -21,22 +21,30 @@ from benchmarks import pipeline
 from fer import spec
 from fer.export import ship
 
-RESULTS_BEGIN = "<!-- results:begin (python -m benchmarks.readme writes this section) -->"
+RESULTS_BEGIN = "<!-- results:begin (python -m tools.readme_tables writes this section) -->"
 RESULTS_END = "<!-- results:end -->"
 
 
 def _second_opinion(model: str) -> str:
     return ("FER+ gave FER2013's faces ten votes each; the shipped FER+ model learnt from "
             f"them on FER2013's own training faces. Here it is a second opinion for {model} "
-            "(`benchmarks.label_transfer`): its probabilities mapped onto FER2013's classes "
-            "by name or through a linear map fitted on the training faces, its mean "
+            "(`python -m research.label_transfer`): its probabilities mapped onto FER2013's "
+            "classes by name or through a linear map fitted on the training faces, its mean "
             "prediction over those faces divided out, added to the FER2013 model's "
             "log-probabilities with a weight chosen for accuracy.")
 
 
-# (results subfolder, markdown file, sentence put before the table).
+# Where the measurements and the studies write their tables, from the repository root.
+MEASURED = os.path.join("benchmarks", "results")
+LABEL_TRANSFER = os.path.join("research", "label_transfer", "results")
+SHIPPED_TAU = os.path.join("research", "shipped_tau", "results")
+ABLATION = os.path.join("research", "ensemble_ablation", "results")
+OFFSETS = os.path.join("research", "per_class_offsets", "results")
+PREPROCESSING = os.path.join("research", "preprocessing_table4", "results")
+
+# (results folder from the repository root, markdown file, sentence put before the table).
 TABLES: Sequence[tuple[str, str, str]] = (
-    ("compare_ferplus", "compare.md",
+    (os.path.join(MEASURED, "compare_ferplus"), "compare.md",
      "The designs trained on FER+ (8 classes), scored on the validation faces FER+'s "
      "reference reader keeps (single votes dropped, then an emotion with over half of the "
      "rest: 3,191 faces, column `faces`). Rows with 3,396 faces were scored on the "
@@ -58,20 +66,20 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "reference, the seed's Table 5 (reduced AffectNet at 224x224, another dataset and "
      "input size): baseline 62.76%, baseline with BN 63.00%, xcao 68.61%, xcao2 75.40%, "
      "fractal 69.23%, GoogleNet 68.93%, MobileNet 47.30%."),
-    ("per_label_ferplus", "per_label.md",
+    (os.path.join(MEASURED, "per_label_ferplus"), "per_label.md",
      "The shipped model (`fer/assets/model`, its TFLite file as `fer` runs it) per label, "
      "and its confusion matrix (rows: true label). The seed's Table 7 (AffectNet): neutral "
      "81%, happy 91%, sad 48%, surprise 32%, fear 34%, disgust 17%, anger 50%, contempt 0%."),
-    ("shipped_tau_ferplus", "shipped_tau.md",
+    (os.path.join(SHIPPED_TAU, "ferplus"), "shipped_tau.md",
      "How the shipped model trades overall accuracy for the rare classes "
-     "(`python -m benchmarks.shipped_tau`): tau x log(training prior) is subtracted from "
+     "(`python -m research.shipped_tau`): tau x log(training prior) is subtracted from "
      "its log-probabilities, moving decisions towards contempt and disgust. Its tau was "
-     "chosen again when the validation faces changed (`python -m fer.export.retune`: the "
-     "one constant of the model rewritten, its members being gone), by the same rule as "
+     "chosen again when the validation faces changed (`python -m research.shipped_tau.retune`: "
+     "the one constant of the model rewritten, its members being gone), by the same rule as "
      "before; the cross-fitted figure shows what that choice is worth on faces that did "
      "not choose it. With 16 contempt and 25 disgust faces, one face moves their recall "
      "by 6 and 4 points."),
-    ("crossval_ferplus", "crossval.md",
+    (os.path.join(MEASURED, "crossval_ferplus"), "crossval.md",
      "What the shipped model's choices are worth on faces that did not make them "
      "(`python -m benchmarks.crossval --model fer/assets/model --out DIR`): tau and the "
      "gallery's abstention thresholds chosen on four folds of the validation faces, "
@@ -80,10 +88,10 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "under both intervals here: folds of one split share its faces' sources and "
      "raters, which a new split does not, so these intervals are a lower bound on "
      "the uncertainty."),
-    ("gallery_crops", "gallery_crops.md",
+    (os.path.join(MEASURED, "gallery_crops"), "gallery_crops.md",
      "The same faces through the gallery's own path (`python -m benchmarks.gallery_crops "
      "--out DIR`): pasted into a photo, found by BlazeFace, cropped, resized."),
-    ("ensemble_ferplus", "ensemble.md",
+    (os.path.join(ABLATION, "ferplus"), "ensemble.md",
      "How the shipped model gets there from one trained network, as measured when it was "
      "made, on the plurality set (3,396 faces; its members' checkpoints are not kept, so "
      "this cannot be redone on the faces above): the mean of three "
@@ -91,17 +99,17 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "seeds 0 and 1; their last epochs), each also shown the mirror image of the face, "
      "minus tau x log(training prior). tau is picked on the validation split; the "
      "cross-fitted figure shows what that choice is worth on unseen faces."),
-    ("ensemble_ferplus", "offsets.md",
-     "Why one tau and not a free offset per class (`python -m benchmarks.per_class_offsets`, "
+    (os.path.join(OFFSETS, "ferplus"), "offsets.md",
+     "Why one tau and not a free offset per class (`python -m research.per_class_offsets`, "
      "on the same plurality set): offsets fitted on the validation split score higher "
      "there than fitted on one half and scored on the other; with 26 contempt and 31 "
      "disgust faces, the extra freedom fits noise."),
-    ("ensemble_ferplus_resnet_fer_small", "ensemble.md",
+    (os.path.join(ABLATION, "ferplus_resnet_fer_small"), "ensemble.md",
      "The same ingredients on the larger members (`resnet_fer_small_trio_shifted`: "
      "resnet_fer_small and the two `_cpu` tiny runs, last epochs) with shifted views "
      "(`--shift_px 2`). fer still ships the three tiny networks above: this ensemble's "
      "int8-weight file is over the 5 MiB budget, and cross-fitted it is no better."),
-    ("compare_fer2013", "compare.md",
+    (os.path.join(MEASURED, "compare_fer2013"), "compare.md",
      "The designs trained on FER2013 (PublicTest as validation, 7 classes; the seed's "
      "designs for 2 epochs, MobileNet v1 and InceptionV3 at 96x96; resnet_fer_tiny for 30, all on 2 CPU "
      "cores): `resnet_fer_tiny` with the FER+ recipe's square-root class weights, "
@@ -119,30 +127,30 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "measured ('earlier': a previous session). Compare milliseconds only between rows "
      "measured together: hosts differ several-fold, as `resnet_fer_tiny` (earlier) and "
      "`_unweighted`, the same network, show."),
-    ("ensemble_fer2013", "ensemble.md",
+    (os.path.join(ABLATION, "fer2013"), "ensemble.md",
      "The same ingredients on FER2013: the unweighted runs "
      "(`configs/resnet_fer.py:size=tiny,data=fer2013`, seeds 0 and 1), one and both, with and "
      "without mirror averaging, at tau 0 (the accuracy they were trained for) and at the "
      "tau the shared rule picks."),
-    ("ensemble_fer2013_fullres", "ensemble.md",
+    (os.path.join(ABLATION, "fer2013_fullres"), "ensemble.md",
      "The full-resolution run (`configs/resnet_fer.py:size=tiny,data=fer2013,stride=1`, "
      "last epoch) with the same ingredients, one network at stem stride 1 against the two stride-2 "
      "seeds above."),
-    ("ensemble_fer2013_resnet_fer", "ensemble.md",
+    (os.path.join(ABLATION, "fer2013_resnet_fer"), "ensemble.md",
      "The larger design (`configs/resnet_fer.py:size=base,data=fer2013`, last epoch) with the same "
      "ingredients and shifted views: each view also moved 2 px up, down, left and right "
      "(`--shift_px 2`), ten views per face."),
-    ("label_transfer_fer2013_resnet_fer", "label_transfer.md",
+    (os.path.join(LABEL_TRANSFER, "fer2013_resnet_fer"), "label_transfer.md",
      _second_opinion("the best FER2013 model (resnet_fer over ten views)")),
-    ("label_transfer_fer2013", "label_transfer.md",
+    (os.path.join(LABEL_TRANSFER, "fer2013"), "label_transfer.md",
      _second_opinion("the tiny FER2013 run over ten views")),
-    ("per_label_fer2013", "per_label.md",
+    (os.path.join(MEASURED, "per_label_fer2013"), "per_label.md",
      "Our best-balanced FER2013 model per label: resnet_fer's last epoch over ten views "
      "with prior correction at the tau the shared rule picks (`resnet_fer_shifted` above)."),
-    ("preprocessing", "preprocessing.md",
+    (os.path.join(PREPROCESSING, "fer2013"), "preprocessing.md",
      "The seed's Table 4 (its full schedule): none 57.5%, equalization 56.5%, DoG 24.0%, "
      "gamma 54.9%, resize to 98x98 52.9%."),
-    ("pipeline", "pipeline.md",
+    (os.path.join(MEASURED, "pipeline"), "pipeline.md",
      "The photo pipeline (`python -m benchmarks.pipeline`), the seed's Table 8; the seed's "
      "app took 2,170 ms per photo on a phone."),
 )
@@ -232,16 +240,16 @@ def crossval_goals(record: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def fer2013_candidates(results_dir: str) -> list[tuple[float, str]]:
+def fer2013_candidates(root: str) -> list[tuple[float, str]]:
     """(accuracy, name) of every FER2013 model within the parameter budget: Table 5's rows,
-    and each second-opinion pair (benchmarks.label_transfer) at its cross-fitted accuracy,
+    and each second-opinion pair (research.label_transfer) at its cross-fitted accuracy,
     since its weight was chosen on the split it is scored on."""
     found = []
-    table = _load_json(os.path.join(results_dir, "compare_fer2013", "compare.json")) or {}
+    table = _load_json(os.path.join(root, MEASURED, "compare_fer2013", "compare.json")) or {}
     for row in table.get("rows", []):
         if row["params"] <= GOAL_MAX_PARAMS:
             found.append((row["accuracy"], row.get("run") or row["design"]))
-    for path in sorted(glob.glob(os.path.join(results_dir, "label_transfer*",
+    for path in sorted(glob.glob(os.path.join(root, LABEL_TRANSFER, "*",
                                               "label_transfer.json"))):
         record = _load_json(path)
         if (record.get("dataset") == "fer2013" and record.get("total_params")
@@ -252,10 +260,11 @@ def fer2013_candidates(results_dir: str) -> list[tuple[float, str]]:
     return found
 
 
-def goals(results_dir: str, shipped: Mapping[str, Any] | None) -> list[str]:
-    """Markdown rows, goal against measurement, from the results and shipped.json."""
+def goals(root: str, shipped: Mapping[str, Any] | None) -> list[str]:
+    """Markdown rows, goal against measurement, from the results under `root` and
+    shipped.json."""
     rows = []
-    crossval = _load_json(os.path.join(results_dir, "crossval_ferplus", "crossval.json"))
+    crossval = _load_json(os.path.join(root, MEASURED, "crossval_ferplus", "crossval.json"))
     if crossval:
         rows += crossval_goals(crossval)
     if shipped:
@@ -280,13 +289,13 @@ def goals(results_dir: str, shipped: Mapping[str, Any] | None) -> list[str]:
                       f"{shipped['bytes']:,} bytes ({shipped['variant']})",
                       shipped["bytes"] <= ship.MAX_BYTES),
         ]
-    fer2013 = fer2013_candidates(results_dir)
+    fer2013 = fer2013_candidates(root)
     if fer2013:
         accuracy, name = max(fer2013)
         rows.append(_goal_row(f"FER2013 PublicTest accuracy >= {_pct(GOAL_FER2013_ACCURACY)}",
                               f"{_pct(accuracy)} ({name})",
                               accuracy >= GOAL_FER2013_ACCURACY))
-    timings = _load_json(os.path.join(results_dir, "pipeline", "pipeline.json"))
+    timings = _load_json(os.path.join(root, MEASURED, "pipeline", "pipeline.json"))
     for group, limit in pipeline.GOALS_MS.items():
         entry = (timings or {}).get("groups", {}).get(group)
         if entry:
@@ -310,24 +319,25 @@ def _demote_and_relink(markdown: str, folder: str, readme_dir: str) -> str:
     return re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", relink, markdown)
 
 
-def goals_table(results_dir: str, shipped: Mapping[str, Any] | None) -> list[str]:
+def goals_table(root: str, shipped: Mapping[str, Any] | None) -> list[str]:
     """The goals as a markdown table (no lines when nothing was measured)."""
-    rows = goals(results_dir, shipped)
+    rows = goals(root, shipped)
     return ["| goal | measured | |", "| --- | --- | --- |", *rows] if rows else []
 
 
-def section(results_dir: str, readme_dir: str,
+def section(root: str, readme_dir: str,
             shipped: Mapping[str, Any] | None) -> str:
-    """The results section's body: goals, then every table the harness wrote."""
-    parts = ["Written by `python -m benchmarks.readme` from `benchmarks/results/` (made by "
-             "`bash benchmarks/train_all.sh`, `python -m benchmarks.pipeline` and "
-             "`python -m benchmarks.input_pipeline`). All on validation splits; the "
+    """The results section's body: goals, then every table the commands wrote."""
+    parts = ["Written by `python -m tools.readme_tables` from `benchmarks/results/` (the "
+             "measurements) and `research/*/results/` (the studies), made by "
+             "`bash scripts/train_all.sh`, `python -m benchmarks.pipeline` and "
+             "`python -m benchmarks.input_pipeline`. All on validation splits; the "
              "test splits are held back.", ""]
-    table = goals_table(results_dir, shipped)
+    table = goals_table(root, shipped)
     if table:
         parts += ["### Goals", "", *table, ""]
     for folder, name, intro in TABLES:
-        path = os.path.join(results_dir, folder, name)
+        path = os.path.join(root, folder, name)
         if not os.path.exists(path):
             continue
         with open(path) as f:
@@ -361,8 +371,9 @@ def _rewrite(path: str, body: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="The docs' results from the harness")
-    parser.add_argument("--results", default=os.path.join("benchmarks", "results"))
+    parser = argparse.ArgumentParser(description="The docs' results from the commands' outputs")
+    parser.add_argument("--root", default=".",
+                        help="the repository (holds benchmarks/results and research/)")
     parser.add_argument("--readme", default="README.md", help="gets the goals table")
     parser.add_argument("--doc", default=os.path.join("docs", "results.md"),
                         help="gets the goals and every table")
@@ -370,9 +381,9 @@ def main(argv=None) -> int:
                         help="the shipped model's record (for the goals)")
     args = parser.parse_args(argv)
     shipped = _load_json(args.shipped)
-    body = section(args.results, os.path.dirname(os.path.abspath(args.doc)), shipped)
+    body = section(args.root, os.path.dirname(os.path.abspath(args.doc)), shipped)
     _rewrite(args.doc, body)
-    _rewrite(args.readme, "\n".join(goals_table(args.results, shipped)) + "\n")
+    _rewrite(args.readme, "\n".join(goals_table(args.root, shipped)) + "\n")
     print(body)
     return 0
 

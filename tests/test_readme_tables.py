@@ -1,10 +1,10 @@
-"""The README's results section is written from the harness's outputs."""
+"""The README's results section is written from the measurements' and studies' outputs."""
 
 import json
 
 import pytest
 
-from benchmarks import readme
+from tools import readme_tables as readme
 
 
 def _results(tmp_path):
@@ -35,7 +35,8 @@ SHIPPED = {"variant": "float16", "bytes": 2_000_000, "run": {
 
 
 def test_goals_compare_measurements_with_targets(tmp_path):
-    rows = readme.goals(str(_results(tmp_path)), SHIPPED)
+    _results(tmp_path)
+    rows = readme.goals(str(tmp_path), SHIPPED)
     text = "\n".join(rows)
     assert "| 86.0% | met |" in text                       # FER+ accuracy >= 85%
     assert "| 70.0% | **missed** |" in text                 # balanced < 75%
@@ -46,10 +47,11 @@ def test_goals_compare_measurements_with_targets(tmp_path):
 
 
 def test_fer2013_goal_counts_a_second_opinion_at_its_cross_fitted_accuracy(tmp_path):
-    results = _results(tmp_path)
+    _results(tmp_path)
+    results = tmp_path / "research" / "label_transfer" / "results"
 
     def transfer(folder, params, accuracy, dataset="fer2013"):
-        (results / folder).mkdir()
+        (results / folder).mkdir(parents=True)
         (results / folder / "label_transfer.json").write_text(json.dumps({
             "dataset": dataset, "run": f"runs/{dataset}/{folder}_run", "helper_label_set": "ferplus",
             "total_params": params, "cross_fitted": {"accuracy": accuracy},
@@ -58,22 +60,26 @@ def test_fer2013_goal_counts_a_second_opinion_at_its_cross_fitted_accuracy(tmp_p
     transfer("label_transfer_a", 9_000_000, 0.73)
     transfer("label_transfer_b", 12_000_000, 0.90)  # Over the budget.
     transfer("label_transfer_c", 1_000_000, 0.95, dataset="ferplus")  # Not FER2013.
-    text = "\n".join(readme.goals(str(results), None))
+    text = "\n".join(readme.goals(str(tmp_path), None))
     assert "| 73.0% (label_transfer_a_run + the ferplus model, cross-fitted) | met |" in text
     (results / "label_transfer_a" / "label_transfer.json").unlink()
-    text = "\n".join(readme.goals(str(results), None))
+    text = "\n".join(readme.goals(str(tmp_path), None))
     assert "70.0% (small_seed1) | **missed**" in text
 
 
 def test_section_replaces_only_between_markers(tmp_path):
-    results = _results(tmp_path)
+    _results(tmp_path)
+    study = tmp_path / "research" / "shipped_tau" / "results" / "ferplus"
+    study.mkdir(parents=True)
+    (study / "shipped_tau.md").write_text("## Prior correction\n\n![prior correction]"
+                                          "(prior_correction.png)\n")
     path = tmp_path / "README.md"
     path.write_text(f"# fer\n\nintro\n\n## Results\n\n{readme.RESULTS_BEGIN}\nold numbers\n"
                     f"{readme.RESULTS_END}\n\n## Later\n\nkept\n")
     (tmp_path / "docs").mkdir()
     doc = tmp_path / "docs" / "results.md"
     doc.write_text(f"# Results\n\n{readme.RESULTS_BEGIN}\nold\n{readme.RESULTS_END}\n\nfindings\n")
-    argv = ["--results", str(results), "--readme", str(path), "--doc", str(doc),
+    argv = ["--root", str(tmp_path), "--readme", str(path), "--doc", str(doc),
             "--shipped", str(tmp_path / "absent.json")]
     assert readme.main(argv) == 0
     text, full = path.read_text(), doc.read_text()
@@ -86,6 +92,8 @@ def test_section_replaces_only_between_markers(tmp_path):
     # Image links point from the doc to the results folder.
     assert "](../benchmarks/results/compare_fer2013/accuracy_latency.png)" in full
     assert "![confusion matrix](../benchmarks/results/per_label_ferplus/confusion.png)" in full
+    # A study's table comes from its own folder under research/.
+    assert "](../research/shipped_tau/results/ferplus/prior_correction.png)" in full
     # Without shipped.json the FER2013 and speed goals are still judged.
     assert "FER2013 PublicTest accuracy" in text and "FER+ accuracy" not in text
     # Written twice, the same files.
@@ -117,7 +125,7 @@ def test_goals_come_from_cross_validation_when_it_was_run(tmp_path):
     results = _results(tmp_path)
     (results / "crossval_ferplus").mkdir()
     (results / "crossval_ferplus" / "crossval.json").write_text(json.dumps(_crossval_record()))
-    text = "\n".join(readme.goals(str(results), SHIPPED))
+    text = "\n".join(readme.goals(str(tmp_path), SHIPPED))
     assert "| FER+ accuracy >= 85.0% (cross-validated, mean ± sd over 5 folds) | 86.2 ± 1.5% " \
            "| met |" in text
     assert "| FER+ accuracy >= 88.0% (issue 23, cross-validated" in text

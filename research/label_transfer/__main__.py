@@ -1,14 +1,14 @@
-"""python -m benchmarks.label_transfer RUN --helper MODEL [--data_dir D] [--out DIR]
+"""python -m research.label_transfer RUN --out DIR [--helper MODEL] [--data_dir D]
 
 What a model trained on other labels of the same faces adds to a run: the
 shipped FER+ model (ten votes per FER2013 face) as a second opinion for a
 FER2013 run, say. Scores RUN's exported model, the helper, and their product
-(fer.evaluation.label_transfer) for every helper weight on RUN's evaluation
+(research.label_transfer.second_opinion) for every helper weight on RUN's evaluation
 split, the helper read two ways: mapped onto RUN's classes by name, and through
 a linear map fitted on RUN's training faces. Picks the weight for accuracy and
 cross-fits that choice. A helper shipped with prior correction is read at tau 0
 (its shift is undone from shipped.json). Writes DIR/label_transfer.{md,json}
-and DIR/label_transfer.png for the README.
+and DIR/label_transfer.png for docs/results.md (tools.readme_tables).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def helper_probs(classifier, shift: np.ndarray | None, config, split: str, pipel
 def opinion(name: str, main_log: np.ndarray, helper_log: np.ndarray,
             train_helper_log: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """One way of reading the helper: alone, every weight, the chosen one, cross-fitted."""
-    from fer.evaluation import label_transfer as lt
+    from research.label_transfer import second_opinion as lt
     from fer.evaluation import metrics as metrics_lib
     from fer.evaluation import prior_correction as pc
 
@@ -79,7 +79,7 @@ def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
     on the training faces (`marginal_faces` of them); `best` is the one whose
     cross-fitted accuracy is higher, and its scores are the record's own.
     """
-    from fer.evaluation import label_transfer as lt
+    from research.label_transfer import second_opinion as lt
     from fer.export import runtime
     from fer.training import checkpoint
 
@@ -184,7 +184,8 @@ def main(argv=None, pipeline=None) -> int:
     parser.add_argument("--variant", default="float32", help="the run's export variant")
     parser.add_argument("--marginal_faces", type=int, default=None,
                         help="training faces for the helper's mean prediction (default: all)")
-    parser.add_argument("--out", default=os.path.join("benchmarks", "results", "label_transfer"))
+    parser.add_argument("--out", required=True,
+                        help="where the table goes (research/label_transfer/results/NAME)")
     args = parser.parse_args(argv)
     for path, what in ((os.path.join(args.run, "export"), "export/ folder"),
                        (os.path.join(args.run, "config.json"), "config.json")):

@@ -1,4 +1,4 @@
-"""python -m benchmarks.preprocessing --data_dir DIR [--epochs N] [--limit N]
+"""python -m research.preprocessing_table4 --data_dir DIR [--epochs N] [--limit N] [--out DIR]
 
 The seed's Table 4: the `baseline` design trained on FER2013 once per
 preprocessing variant (none, equalize, dog, gamma, and resize to 98x98) with
@@ -132,7 +132,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--variants", default=",".join(n for n, _ in VARIANTS))
     parser.add_argument("--workdir_root", default=os.path.join("runs", "preprocessing"))
-    parser.add_argument("--out", default=latency.default_out_dir("preprocessing"))
+    parser.add_argument("--out", default=os.path.join("runs", "preprocessing"),
+                        help="where the table goes (research/preprocessing_table4/results/"
+                             "NAME holds the measured one)")
     args = parser.parse_args(argv)
     if args.dataset != "demo" and not args.data_dir:
         parser.error("--data_dir is required (the folder holding fer2013.csv.gz); "

@@ -1,19 +1,22 @@
 """Re-picks the prior correction of a shipped ensemble whose members are gone.
 
-  python -m fer.export.retune --model fer/assets/model --data_dir ../shared/data/ferplus
+  python -m research.shipped_tau.retune --model fer/assets/model --data_dir DATA/ferplus \
+      --out /tmp/retuned
 
 An ensemble (fer.export.ensemble) subtracts tau x log(training prior) from its
 log-probabilities: one constant vector of the TFLite graph. When the split that
-chose tau changes (FER+'s validation set is scored by the reference majority since
-2026-12-01, not by plurality) tau has to be chosen again, but the shipped model's
-members were trained on a machine that no longer holds them. Because a constant
-shift of the log-probabilities is all tau changes, the model's outputs at the old
-tau give every other tau exactly: this tool sweeps tau on the split with the same
-rule as fer.export.ensemble (best mean of accuracy and balanced accuracy, plus a
-cross-fitted estimate), rewrites that one constant in place (the file is otherwise
-byte-identical), checks the new file's outputs against the re-corrected old ones,
-and records the new numbers in shipped.json. With the members at hand, run
-fer.export.ensemble again instead: it also redoes the ablation and the JAX check.
+chose tau changes (FER+'s validation faces became the reference reader's majority
+set, not the plurality one) tau has to be chosen again, but the shipped model's
+members are no longer at hand. Because a constant shift of the log-probabilities
+is all tau changes, the model's outputs at the old tau give every other tau
+exactly: this study sweeps tau on the split with the rule fer.export.ensemble
+uses (best mean of accuracy and balanced accuracy, plus a cross-fitted estimate),
+writes a copy of the model with that one constant rewritten (the file is
+otherwise byte-identical) to --out, checks the copy's outputs against the
+re-corrected old ones, and records the new numbers in the copy's shipped.json.
+It never writes into the model it reads: shipping the copy is a separate,
+deliberate step (fer.export.ship's output is the shipped model). With the members
+at hand, run fer.export.ensemble again instead.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from typing import Any, Sequence
 
 import numpy as np
@@ -61,16 +65,30 @@ def split_log_probs(classifier: runtime.LiteRTClassifier, config, split: str,
     return np.log(np.clip(probs, 1e-12, 1.0)), labels
 
 
-def retune(model_dir: str, config, *, tau: float | str = "auto", split: str = "validation",
-           out_dir: str | None = None, pipeline=None, note: str = "") -> dict[str, Any]:
-    """Chooses tau on `split`, rewrites the model's correction, returns shipped.json."""
+def check_out_dir(model_dir: str, out_dir: str) -> None:
+    """Refuses an output that would overwrite the model read or the shipped one."""
+    out = os.path.realpath(out_dir)
+    for protected in (model_dir, spec_lib.SHIPPED_MODEL_DIR):
+        protected = os.path.realpath(protected)
+        if out == protected or out.startswith(protected + os.sep):
+            raise ValueError(f"--out {out_dir} is inside {protected}: retune writes a copy "
+                             "elsewhere, never over the model it reads or the shipped one")
+
+
+def retune(model_dir: str, config, *, out_dir: str, tau: float | str = "auto",
+           split: str = "validation", pipeline=None, note: str = "") -> dict[str, Any]:
+    """Chooses tau on `split`; writes the model with that correction to `out_dir`.
+
+    Returns the copy's shipped.json. `out_dir` must lie outside `model_dir` and the
+    shipped model; nothing is written there unless the rewritten file passes its check.
+    """
     from fer.evaluation import metrics as metrics_lib
     from fer.evaluation import prior_correction as pc
     from fer.models import ensemble as ensemble_lib
 
     if pipeline is None:
         from fer.data import input_pipeline as pipeline
-    out_dir = out_dir or model_dir
+    check_out_dir(model_dir, out_dir)
     record_path = os.path.join(model_dir, spec_lib.SHIPPED_RECORD)
     if not os.path.exists(record_path):
         raise FileNotFoundError(f"{record_path} is missing: retune works on a shipped "
@@ -100,13 +118,13 @@ def retune(model_dir: str, config, *, tau: float | str = "auto", split: str = "v
     source = runtime.resolve_model_path(model_dir)
     with open(source, "rb") as f:
         data = rewrite_shift(f.read(), old_shift, new_shift)
-    if os.path.realpath(out_dir) != os.path.realpath(model_dir):
-        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
     target = os.path.join(out_dir, os.path.basename(source))
-    candidate = target + ".retuned.tflite"  # Checked before it replaces anything.
-    with open(candidate, "wb") as f:
-        f.write(data)
-    try:
+    with tempfile.TemporaryDirectory() as scratch:  # Checked before anything is written.
+        candidate = os.path.join(scratch, os.path.basename(source))
+        with open(candidate, "wb") as f:
+            f.write(data)
+        shutil.copyfile(os.path.join(model_dir, spec_lib.SPEC_FILENAME),
+                        os.path.join(scratch, spec_lib.SPEC_FILENAME))
         retuned = runtime.LiteRTClassifier(candidate, num_threads=2)
         new_log_probs, _ = split_log_probs(retuned, config, split, pipeline)
         expected = np.exp(uncorrected - new_shift)
@@ -114,11 +132,9 @@ def retune(model_dir: str, config, *, tau: float | str = "auto", split: str = "v
         delta = float(np.abs(np.exp(new_log_probs) - expected).max())
         if delta > CHECK_ATOL:
             raise RuntimeError(f"the rewritten model's outputs differ from the re-corrected "
-                               f"ones by up to {delta:.4f}; {target} is left as it was")
-    except BaseException:
-        os.remove(candidate)
-        raise
-    os.replace(candidate, target)
+                               f"ones by up to {delta:.4f}; nothing was written to {out_dir}")
+        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
+        shutil.copyfile(candidate, target)
 
     k = len(classifier.labels)
     confusion = metrics_lib.confusion_matrix(labels, new_log_probs.argmax(-1), k)
@@ -164,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", default="", help="default: the one the model was trained on")
     parser.add_argument("--split", default="validation")
     parser.add_argument("--tau", default="auto", help="'auto' or a number in [0, 2]")
-    parser.add_argument("--out", default="", help="write here instead of in place")
+    parser.add_argument("--out", required=True,
+                        help="where the re-tuned copy goes (never the model read)")
     parser.add_argument("--note", default="", help="why, for the record")
     args = parser.parse_args(argv)
     config = default.get_config()
@@ -173,8 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.dataset = args.dataset or str(spec.extra.get("dataset") or spec.label_set)
         config.data_dir = args.data_dir
         tau = _parse_tau(args.tau)
-        record = retune(args.model, config, tau=tau, split=args.split,
-                        out_dir=args.out or None, note=args.note)
+        record = retune(args.model, config, out_dir=args.out, tau=tau, split=args.split,
+                        note=args.note)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"retune: {e}", file=sys.stderr)
         return 2

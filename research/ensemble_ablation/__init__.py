@@ -1,0 +1,1 @@
+"""What each ingredient of an ensemble adds. (README.md)"""

@@ -1,0 +1,1 @@
+"""Does a model of another label set of the same faces help? (README.md)"""

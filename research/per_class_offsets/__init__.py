@@ -1,0 +1,1 @@
+"""Would eight per-class offsets beat the one prior-correction tau? (README.md)"""

@@ -1,0 +1,1 @@
+"""The seed's Table 4: which face preprocessing trains best? (README.md)"""

@@ -1,0 +1,1 @@
+"""Tools that write the docs from measured results (not measurements themselves)."""

@@ -166,7 +166,7 @@ def train_main(config, workdir: str) -> dict:
     if config.dataset == "demo" and jax.process_index() == 0:
         _banner(DEMO_NOTE)
     started = time.time()
-    _, history = train_lib.train_and_evaluate(config, workdir)
+    history = train_lib.train_and_evaluate(config, workdir).history
     model, variables, spec, _ = checkpoint_lib.load_model(workdir, "best")
     summary = train_lib.evaluate(config, model, variables, config.eval_split)
     summary.update(design=config.model, params=count_params(variables),

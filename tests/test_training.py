@@ -52,10 +52,9 @@ def full_run(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(state_lib, "create_model", fx.create_tiny_model)
     workdir = str(tmp_path_factory.mktemp("full"))
-    state, history = train_lib.train_and_evaluate(_config(), workdir,
-                                                  pipeline=fx.FakePipeline())
+    run = train_lib.train_and_evaluate(_config(), workdir, pipeline=fx.FakePipeline())
     mp.undo()
-    return workdir, jax.device_get(state), history
+    return workdir, jax.device_get(run.state), run.history
 
 
 def _leaves_equal(a, b) -> bool:
@@ -84,6 +83,41 @@ def test_tiny_run_learns_and_logs(full_run):
     checkpoints.close()
 
 
+def _tensorboard(workdir: str) -> tuple[dict[str, dict[int, float]], bytes]:
+    """({tag: {step: value}} of every scalar, the hparams plugin's data) of a run."""
+    import tensorflow as tf
+
+    scalars, hparams = {}, b""
+    directory = os.path.join(workdir, "tensorboard")
+    for name in sorted(os.listdir(directory)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    hparams += value.metadata.plugin_data.content
+                elif value.HasField("tensor") and not value.tensor.tensor_shape.dim:
+                    scalars.setdefault(value.tag, {})[event.step] = float(
+                        tf.make_ndarray(value.tensor))
+    return scalars, hparams
+
+
+def test_tensorboard_logs_train_every_log_step_and_val_every_epoch(tmp_path):
+    """2 epochs of 8 steps, logged every 3 global steps (across the epoch boundary)."""
+    config = _config(epochs=2, log_every_steps=3, schedule="cosine")
+    run = train_lib.train_and_evaluate(config, str(tmp_path), pipeline=fx.FakePipeline())
+    scalars, hparams = _tensorboard(str(tmp_path))
+    schedule = state_lib.create_learning_rate_schedule(config, steps_per_epoch=8)
+    assert sorted(scalars["train/learning_rate"]) == [3, 6, 9, 12, 15]
+    for step, value in scalars["train/learning_rate"].items():
+        assert value == pytest.approx(float(schedule(step - 1)))  # Cosine: all differ.
+    assert sorted(scalars["train/loss"]) == sorted(scalars["train/accuracy"]) == [
+        3, 6, 9, 12, 15]
+    assert all(0.0 <= v <= 1.0 for v in scalars["train/accuracy"].values())
+    assert scalars["val/balanced_accuracy"] == {
+        row["step"]: pytest.approx(row["val_balanced_accuracy"]) for row in run.history}
+    assert [row["step"] for row in run.history] == [8, 16]
+    assert b"model_kwargs.dropout_rate" in hparams and b"schedule" in hparams  # Flattened.
+
+
 def test_killed_run_resumes_to_the_same_state(full_run, tmp_path):
     _, uninterrupted, _ = full_run
 
@@ -98,10 +132,9 @@ def test_killed_run_resumes_to_the_same_state(full_run, tmp_path):
     with pytest.raises(Killed):
         train_lib.train_and_evaluate(_config(), workdir, pipeline=fx.FakePipeline(),
                                      on_epoch_end=kill_after_first)
-    resumed, history = train_lib.train_and_evaluate(_config(), workdir,
-                                                    pipeline=fx.FakePipeline())
-    assert _leaves_equal(jax.device_get(resumed), uninterrupted)  # Bitwise.
-    assert [row["epoch"] for row in history] == [1, 2, 3]
+    resumed = train_lib.train_and_evaluate(_config(), workdir, pipeline=fx.FakePipeline())
+    assert _leaves_equal(jax.device_get(resumed.state), uninterrupted)  # Bitwise.
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
 
 
 def test_load_model_gives_the_trained_variables(full_run):

@@ -14,6 +14,7 @@ its last checkpoint and ends in exactly the state of an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -373,27 +374,34 @@ def _check_finite(sums: Mapping[str, Any], *, epoch: int, step: int,
 
 def _train_epoch(p_train: Callable, state: TrainState, batches: Iterable[Batch], *,
                  batch_size: int, sharding: NamedSharding, progress, log_every: int,
-                 on_nan: Callable) -> tuple[TrainState, dict[str, Any] | None]:
+                 on_nan: Callable, on_log: Callable[[int, Mapping[str, float]], None]
+                 ) -> tuple[TrainState, dict[str, Any] | None]:
     """Runs one epoch's steps; returns the state and the epoch's metric sums (host).
 
-    Sums stay on device between steps (no host sync per step); every
-    `log_every` steps they are fetched for the progress bar and the NaN guard.
+    Sums stay on device between steps (no host sync per step); at every global
+    step that is a multiple of `log_every` they are fetched for the progress
+    bar, the NaN guard and `on_log(step, sums since the last log)`.
     """
-    sums = None
+    sums, logged = None, None
     local_size = batch_size // jax.process_count()
-    for i, batch in enumerate(batches):
+    step = int(state.step)  # Counted on the host from here: no sync per step.
+    for batch in batches:
         state, metrics = p_train(state, shard_batch(pad_batch(batch, local_size), sharding))
         sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+        step += 1
         progress.update(batch_size)
-        if (i + 1) % max(1, log_every) == 0:
+        if step % max(1, log_every) == 0:
             host = jax.device_get(sums)
-            on_nan(host, step=int(state.step))
+            on_nan(host, step=step)
+            on_log(step, {k: float(host[k]) - (float(logged[k]) if logged else 0.0)
+                          for k in ("loss_sum", "correct", "count")})
+            logged = host
             progress.set_postfix(loss=f"{host['loss_sum'] / host['count']:.3f}",
                                  acc=f"{host['correct'] / host['count']:.3f}")
     if sums is None:
         return state, None
     host = jax.device_get(sums)
-    on_nan(host, step=int(state.step))
+    on_nan(host, step=step)
     return state, host
 
 
@@ -406,11 +414,32 @@ def _epoch_line(row: Mapping[str, Any], epochs: int, is_best: bool) -> str:
             + (" (best)" if is_best else ""))
 
 
+@dataclasses.dataclass
+class TrainResult:
+    """What a run leaves in memory for its caller: evaluate and export need no reload.
+
+    `best_variables` (a host copy, taken when the epoch was best) and
+    `best_summary` (its validation evaluation on `config.eval_split`, report.json
+    schema) are those of the best checkpoint; after a resume whose best epoch came
+    before the restart, that checkpoint is restored once and scored by the same
+    compiled eval step.
+    """
+
+    state: TrainState
+    history: list[dict[str, Any]]
+    model: Any  # The Flax module.
+    spec: spec_lib.ModelSpec
+    info: Any  # The dataset info (label set, split sizes, class counts, skipped).
+    best_epoch: int
+    best_variables: dict[str, Any]
+    best_summary: dict[str, Any]
+
+
 def train_and_evaluate(
         config: ml_collections.ConfigDict, workdir: str, *,
         on_epoch_end: Callable[[int, TrainState], None] | None = None,
         pipeline=None,
-) -> tuple[TrainState, list[dict[str, Any]]]:
+) -> TrainResult:
     """Trains `config.epochs` epochs (resuming from `workdir` if it has a checkpoint).
 
     Validates each epoch on `config.eval_split`, logs to config.json, model.json,
@@ -419,7 +448,8 @@ def train_and_evaluate(
     epoch's checkpoint is saved (e.g. for early stopping by raising).
     `pipeline` replaces fer.data.input_pipeline (anything with the same
     get_dataset_info / create_split / class_weights functions).
-    Returns the final state and the per-epoch history.
+    Returns the final state, the per-epoch history and the best epoch's variables
+    and validation summary (TrainResult).
     """
     input_pipeline = pipeline or default_pipeline()
     workdir = os.path.abspath(workdir)
@@ -453,6 +483,7 @@ def train_and_evaluate(
 
     model = state_lib.create_model(config, num_classes)
     tx = state_lib.create_optimizer(config, steps_per_epoch)
+    schedule = state_lib.create_learning_rate_schedule(config, steps_per_epoch)  # For logs.
     state = state_lib.create_train_state(jax.random.PRNGKey(int(config.seed)), model,
                                          tx, input_shape(config))
     state = jax.device_put(state, replicated)
@@ -477,6 +508,14 @@ def train_and_evaluate(
     writer = writers_lib.MetricWriter(workdir, resume_after_epoch=start_epoch,
                                       enabled=jax.process_index() == 0)
     history = writer.history()
+    writer.write_hparams(config)
+
+    def log_train(step: int, sums: Mapping[str, float]) -> None:
+        # The update that made `step` used the schedule's value at step - 1.
+        writer.write_scalars(step, {
+            "train/loss": sums["loss_sum"] / sums["count"],
+            "train/accuracy": sums["correct"] / sums["count"],
+            "train/learning_rate": float(schedule(step - 1))})
 
     logging.info("Training %s on %s: %d examples, global batch %d over %d devices, "
                  "%d steps/epoch, epochs %d..%d", config.model, config.dataset,
@@ -487,6 +526,7 @@ def train_and_evaluate(
         initial=start_epoch * steps_per_epoch * batch_size,
         enabled=bool(config.progress_bar) and jax.process_index() == 0)
     last_saved = start_epoch
+    best_epoch, best_variables, best_summary = 0, None, None
     try:
         for epoch in range(start_epoch, int(config.epochs)):
             started = time.time()
@@ -497,7 +537,8 @@ def train_and_evaluate(
                 p_train, state, batches, batch_size=batch_size, sharding=data_sharding,
                 progress=progress, log_every=int(config.log_every_steps),
                 on_nan=functools.partial(_check_finite, epoch=epoch, last_good=last_saved,
-                                         checkpoint_dir=checkpoints.directory))
+                                         checkpoint_dir=checkpoints.directory),
+                on_log=log_train)
             if train_sums is None:
                 raise ValueError(f"the {config.train_split!r} split gave no batches "
                                  f"in epoch {epoch + 1}")
@@ -516,6 +557,10 @@ def train_and_evaluate(
                                     and val_loss < best_loss))
             if is_best:
                 best, best_loss = balanced, val_loss
+                # A host copy: the next step donates the state's buffers.
+                best_epoch, best_variables = epoch + 1, jax.device_get(model_variables(state))
+                best_summary = dict(summary, dataset=config.dataset,
+                                    split=config.eval_split, label_set=label_set.name)
             row = {
                 "epoch": epoch + 1, "step": int(state.step),
                 "train_loss": float(train_sums["loss_sum"] / train_sums["count"]),
@@ -541,8 +586,27 @@ def train_and_evaluate(
             if on_epoch_end is not None:
                 checkpoints.wait()
                 on_epoch_end(epoch + 1, state)
+        if best_variables is None:
+            # The best epoch came before a restart: restore it once and score it with
+            # the eval step compiled above. No best at all: the final state, as
+            # checkpoint.load_model falls back to the latest.
+            restored = checkpoints.restore("best", state)
+            best_state, best_epoch = ((restored[0], int(restored[1]["epoch"])) if restored
+                                      else (state, max(start_epoch, int(config.epochs))))
+            result = run_evaluation(
+                p_eval, model_variables(best_state),
+                _split(input_pipeline, config, config.eval_split, train=False,
+                       batch_size=eval_batch_size),
+                batch_size=eval_batch_size, sharding=data_sharding,
+                num_classes=num_classes)
+            best_variables = jax.device_get(model_variables(best_state))
+            best_summary = dict(eval_summary(result, label_set.labels),
+                                dataset=config.dataset, split=config.eval_split,
+                                label_set=label_set.name)
     finally:
         progress.close()
         writer.close()
         checkpoints.close()
-    return state, history
+    return TrainResult(state=state, history=history, model=model, spec=spec, info=info,
+                       best_epoch=best_epoch, best_variables=best_variables,
+                       best_summary=best_summary)

@@ -1,16 +1,30 @@
-"""Where a run's numbers go: metrics.jsonl, TensorBoard events, a progress bar."""
+"""Where a run's numbers go: metrics.jsonl, TensorBoard (clu's metric_writers), a bar.
+
+Two records, each with its reader:
+- `metrics.jsonl`: one JSON object per epoch, read back by `read_metrics` (reports,
+  benchmarks, a resumed run's history).
+- TensorBoard events under `workdir/tensorboard`, written by clu's default writer as
+  flax's examples do: `train/loss`, `train/accuracy`, `train/learning_rate` every
+  `config.log_every_steps` steps, `val/...` each epoch (at the same global step), and
+  the flattened config as hparams once.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import time
 from typing import Any, Mapping
 
 import tqdm
 
 METRICS_FILENAME = "metrics.jsonl"
+TENSORBOARD_DIRNAME = "tensorboard"
+# Per-epoch row fields mirrored to TensorBoard, by tag.
+_EPOCH_TAGS = {"val_loss": "val/loss", "val_accuracy": "val/accuracy",
+               "val_balanced_accuracy": "val/balanced_accuracy",
+               "val_macro_f1": "val/macro_f1",
+               "images_per_second": "train/images_per_second"}
 
 
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
@@ -37,20 +51,38 @@ def _jsonable(value):
     return value
 
 
+def flat_hparams(config) -> dict[str, bool | int | float | str]:
+    """A ConfigDict as TensorBoard hparams: 'a.b' keys, scalars kept, the rest as JSON."""
+    def walk(node, prefix):
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, Mapping) and value:
+                yield from walk(value, name + ".")
+            elif isinstance(value, (bool, int, float, str)):
+                yield name, value
+            else:
+                yield name, json.dumps(value)
+    return dict(walk(json.loads(config.to_json_best_effort()), ""))
+
+
 class MetricWriter:
-    """Appends one JSON object per epoch to metrics.jsonl and mirrors it to TensorBoard.
+    """metrics.jsonl (per epoch) and clu's TensorBoard writer (per log step and epoch).
 
     A resumed run first drops rows of epochs after its checkpoint (written by the
     interrupted run but lost with it), so the file reads like one clean run.
     A disabled writer (processes other than 0) neither writes nor reads the file,
-    which process 0 may be rewriting: its history holds no earlier epochs.
+    which process 0 may be rewriting: its history holds no earlier epochs, and clu
+    only logs its scalars (flax's `just_logging=jax.process_index() > 0`).
     """
 
     def __init__(self, workdir: str, resume_after_epoch: int = 0, enabled: bool = True):
+        from clu import metric_writers  # Imported here: it loads TensorFlow.
+
         self.enabled = enabled
         self.path = os.path.join(workdir, METRICS_FILENAME)
         self._rows = []
-        self._tb = None
+        self.summary = metric_writers.create_default_writer(
+            os.path.join(workdir, TENSORBOARD_DIRNAME), just_logging=not enabled)
         if not enabled:
             return
         self._rows = [r for r in read_metrics(workdir)
@@ -59,35 +91,29 @@ class MetricWriter:
         with open(self.path, "w") as f:
             for row in self._rows:
                 f.write(json.dumps(row) + "\n")
-        try:
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
-            self._tb = EventFileWriter(os.path.join(workdir, "tensorboard"))
-        except ImportError:  # TensorBoard is optional for a run.
-            self._tb = None
 
     def history(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._rows]
 
+    def write_hparams(self, config) -> None:
+        self.summary.write_hparams(flat_hparams(config))
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        """Tagged scalars (e.g. 'train/loss') at a global step."""
+        self.summary.write_scalars(int(step), {k: float(v) for k, v in scalars.items()})
+
     def write(self, row: Mapping[str, Any]) -> None:
-        if not self.enabled:
-            return
+        """One epoch's row: to metrics.jsonl, and its val/ scalars at the row's step."""
         row = {k: _jsonable(v) for k, v in row.items()}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if self._tb is not None:
-            from tensorboard.compat.proto import event_pb2, summary_pb2
-            values = [summary_pb2.Summary.Value(tag=k, simple_value=float(v))
-                      for k, v in row.items()
-                      if k not in ("epoch", "step") and isinstance(v, (int, float))]
-            self._tb.add_event(event_pb2.Event(
-                wall_time=time.time(), step=int(row.get("epoch", 0)),
-                summary=summary_pb2.Summary(value=values)))
-            self._tb.flush()
+        self.write_scalars(row["step"], {tag: row[k] for k, tag in _EPOCH_TAGS.items()
+                                         if isinstance(row.get(k), (int, float))})
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
 
     def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        self.summary.flush()
+        self.summary.close()
 
 
 def progress_bar(total: int, initial: int = 0, enabled: bool = True) -> tqdm.tqdm:

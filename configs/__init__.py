@@ -3,6 +3,8 @@
   default.py       every field and its default (the seed's recipe);
   seed_designs.py  the seed's designs: `configs/seed_designs.py:model=xcao2`;
   resnet_fer.py    ours: `configs/resnet_fer.py:size=tiny,data=ferplus,seed=1,stride=1`;
+  table5.py        Table 5, every design under one protocol:
+                   `configs/table5.py:model=xcao2,protocol=table5,seed=0`;
   demo.py          what `python launch.py` runs without flags.
 
 launch.py's --config passes the text after ':' to get_config; `load` does the same

@@ -24,7 +24,7 @@ Arguments (`key=value,...` after the colon; each has a default):
   stride=0|1|2  the stem's stride; 0 = the recipe's (2 for ferplus and fer2013: 5-6x
       cheaper per image at 48 px, which buys many more epochs of augmented data on a
       CPU; the design's own otherwise). stride=1 sees every pixel: about 4x the
-      compute per image, for an accelerator (benchmarks/device.sh).
+      compute per image, for an accelerator (scripts/device.sh).
   weights=none|sqrt|full  class weights (inverse training frequency to the power 0,
       0.5 or 1); '' = the recipe's (sqrt for ferplus, none otherwise).
   seed=N  initial weights, data order, augmentation and dropout: the ensemble members

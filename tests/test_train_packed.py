@@ -1,4 +1,4 @@
-"""benchmarks/train_packed.sh end to end on the demo set: train, stop, slim, bundle.
+"""scripts/train_packed.sh end to end on the demo set: train, stop, slim, bundle.
 
 One tiny run (2 epochs of 3 steps) through the real launch.py, as a GPU machine would
 run the FER+ configs; about half a minute on 2 cores.
@@ -28,8 +28,8 @@ def get_config(arg=None):
 
 
 def _script(name, args, **env):
-    """benchmarks/NAME run by bash from the repository root with this interpreter."""
-    return subprocess.run(["bash", os.path.join(REPO, "benchmarks", name), *args], cwd=REPO,
+    """scripts/NAME run by bash from the repository root with this interpreter."""
+    return subprocess.run(["bash", os.path.join(REPO, "scripts", name), *args], cwd=REPO,
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHON": sys.executable, **env})
 

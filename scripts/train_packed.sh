@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains configs side by side on one accelerator machine that has neither the raw data
 # nor TensorFlow, from a data pack (python -m fer.data.pack), then bundles each run.
-#   bash benchmarks/train_packed.sh PACK SECONDS BUNDLE_DIR CONFIG:NAME...
+#   bash scripts/train_packed.sh PACK SECONDS BUNDLE_DIR CONFIG:NAME...
 # CONFIG is what --config takes, arguments included (the last ':' starts NAME):
 #   configs/resnet_fer.py:size=tiny,data=ferplus,stride=1:resnet_fer_tiny_fullres
 # Each config runs unchanged but for data_dir=PACK and its loader's worker count

@@ -2,17 +2,17 @@
 # The one prepared script for a lent accelerator machine (no TensorFlow, no raw data,
 # JAX preinstalled, no network), in two halves:
 #
-#   bash benchmarks/device.sh prepare DATASET DATA_DIR
+#   bash scripts/device.sh prepare DATASET DATA_DIR
 #       here, where the data and the package registry are: writes the ignored folder
 #       .device/ with DATASET.npz (python -m fer.data.pack; FER+ 52 MiB, FER2013 51 MiB)
 #       and wheels/ (the pinned packages of requirements.txt such a machine lacks,
 #       about 8 MiB), so that both fit one 64 MiB transfer.
-#   bash benchmarks/device.sh train DATASET SECONDS OUT CONFIG:NAME...
+#   bash scripts/device.sh train DATASET SECONDS OUT CONFIG:NAME...
 #       there: installs the carried wheels where an import fails, then trains the
 #       configs side by side from .device/DATASET.npz until SECONDS
-#       (benchmarks/train_packed.sh) and leaves a slim bundle per run in OUT.
+#       (scripts/train_packed.sh) and leaves a slim bundle per run in OUT.
 #
-# With the device tool: run(carry=[".device"], command="bash benchmarks/device.sh train
+# With the device tool: run(carry=[".device"], command="bash scripts/device.sh train
 # fer2013 480 $OUT configs/resnet_fer.py:size=base,data=fer2013,stride=1:resnet_fer_fullres ...").
 # Untar each OUT/NAME.tgz into runs/DATASET/: a run like any other (docs/training.md).
 set -euo pipefail
@@ -53,7 +53,7 @@ case "${1:-}" in
       "$PY" -m pip install --quiet --no-deps --no-index "$DEVICE_DIR"/wheels/*.whl
     fi
     "$PY" -c "import jax; print('devices:', jax.devices())"
-    RUNS=${RUNS:-runs/$dataset} bash benchmarks/train_packed.sh "$pack" "$seconds" "$out" "$@"
+    RUNS=${RUNS:-runs/$dataset} bash scripts/train_packed.sh "$pack" "$seconds" "$out" "$@"
     ;;
   *) usage ;;
 esac

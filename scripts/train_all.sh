@@ -6,7 +6,7 @@
 # resnet_fer_small, 0.7 InceptionV3; about 4 times that where it runs at 150, as on
 # another 2026-12-01 host; the full-weights experiment adds 35 min; finished runs are
 # skipped). Usage:
-#   bash benchmarks/train_all.sh [DATA_DIR]      # DATA_DIR holds ferplus/ and fer2013/
+#   bash scripts/train_all.sh [DATA_DIR]      # DATA_DIR holds ferplus/ and fer2013/
 # Runs resume if killed: start the script again.
 set -euo pipefail
 DATA=${1:-../shared/data}
@@ -23,7 +23,7 @@ ensemble() {
 # Our design on FER+: the shipped recipe with seeds 0 and 1 and its full-resolution
 # variant (stem stride 1), the three members of the shipped ensemble. On 2 CPU cores
 # 40 minutes to 2.5 hours each (the host matters), the full-resolution one 4-6 times that; the shipped
-# members were trained on a GPU with the same configs (benchmarks/train_packed.sh,
+# members were trained on a GPU with the same configs (scripts/train_packed.sh,
 # docs/training.md), about 9 minutes each, four at once.
 # Each run: NAME:ARGUMENTS of configs/resnet_fer.py.
 for run in resnet_fer_tiny:size=tiny resnet_fer_tiny_seed1:size=tiny,seed=1 \
@@ -70,7 +70,7 @@ fi
 # mirror averaging and prior correction (fer.export.ensemble), at the automatic tau and
 # at tau 0 (`_tau0`, for FER2013's plain-accuracy goal). The full-resolution seed 1
 # (configs/resnet_fer.py:size=tiny,data=fer2013,stride=1,seed=1) is for a GPU
-# (benchmarks/device.sh). Each run: NAME:ARGUMENTS of configs/resnet_fer.py.
+# (scripts/device.sh). Each run: NAME:ARGUMENTS of configs/resnet_fer.py.
 for run in resnet_fer_tiny:size=tiny,weights=sqrt resnet_fer_tiny_unweighted:size=tiny \
     resnet_fer_tiny_unweighted_seed1:size=tiny,seed=1 resnet_fer_tiny_fullres:size=tiny,stride=1 \
     resnet_fer:size=base; do

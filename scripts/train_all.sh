@@ -37,14 +37,16 @@ done
 "$PY" -m fer.export.ensemble --members runs/ferplus/resnet_fer_tiny_fullres \
     runs/ferplus/resnet_fer_tiny runs/ferplus/resnet_fer_tiny_seed1 \
     --out runs/ferplus/ensemble --variants float32,float16,dynamic_range,int8
-"$PY" -m benchmarks.ensemble runs/ferplus/ensemble --out benchmarks/results/ensemble_ferplus
-"$PY" -m benchmarks.per_class_offsets runs/ferplus/ensemble --out benchmarks/results/ensemble_ferplus
+"$PY" -m research.ensemble_ablation runs/ferplus/ensemble \
+    --out research/ensemble_ablation/results/ferplus
+"$PY" -m research.per_class_offsets runs/ferplus/ensemble \
+    --out research/per_class_offsets/results/ferplus
 "$PY" -m fer.export.ship --export runs/ferplus/ensemble/export --variant dynamic_range
 # The model in the package was shipped at tau 0.4, chosen when FER+ validation was scored
-# by plurality (3,396 faces), and re-tuned with `python -m fer.export.retune` to the tau
+# by plurality (3,396 faces), and re-tuned with `python -m research.shipped_tau.retune` to the tau
 # the same rule picks on the reference majority (3,191 faces): the members' checkpoints
 # were gone. With the members, the ensemble above picks that tau itself.
-"$PY" -m benchmarks.shipped_tau --out benchmarks/results/shipped_tau_ferplus
+"$PY" -m research.shipped_tau --out research/shipped_tau/results/ferplus
 # The larger design that still fits the shipping budget (resnet_fer_small, 3.6M params,
 # stride 2, 30 epochs: 75 minutes on 2 CPU cores) over ten views per face (mirror, and
 # each moved 2 px up, down, left and right), with the stride-2 tiny runs: Table 5's
@@ -56,8 +58,8 @@ ensemble runs/ferplus/resnet_fer_small_pair_shifted --shift_px 2 \
     --members runs/ferplus/resnet_fer_small runs/ferplus/resnet_fer_tiny
 ensemble runs/ferplus/resnet_fer_small_trio_shifted --shift_px 2 \
     --members runs/ferplus/resnet_fer_small runs/ferplus/resnet_fer_tiny runs/ferplus/resnet_fer_tiny_seed1
-"$PY" -m benchmarks.ensemble runs/ferplus/resnet_fer_small_trio_shifted \
-    --out benchmarks/results/ensemble_ferplus_resnet_fer_small
+"$PY" -m research.ensemble_ablation runs/ferplus/resnet_fer_small_trio_shifted \
+    --out research/ensemble_ablation/results/ferplus_resnet_fer_small
 # The full inverse-frequency-weights experiment is not part of the tables: FULL_WEIGHTS=1 adds it.
 if [[ "${FULL_WEIGHTS:-0}" == 1 ]]; then
   train runs/ferplus/resnet_fer_tiny_full_weights \
@@ -89,22 +91,22 @@ ensemble runs/fer2013/resnet_fer_shifted --shift_px 2 --members runs/fer2013/res
 ensemble runs/fer2013/resnet_fer_shifted_tau0 --tau 0 --shift_px 2 --members runs/fer2013/resnet_fer
 ensemble runs/fer2013/resnet_fer_pair_shifted_tau0 --tau 0 --shift_px 2 \
     --members runs/fer2013/resnet_fer runs/fer2013/resnet_fer_tiny_fullres
-"$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_tiny_unweighted_ensemble \
-    --out benchmarks/results/ensemble_fer2013
-"$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_tiny_fullres_mirrored \
-    --out benchmarks/results/ensemble_fer2013_fullres
-"$PY" -m benchmarks.ensemble runs/fer2013/resnet_fer_shifted \
-    --out benchmarks/results/ensemble_fer2013_resnet_fer
+"$PY" -m research.ensemble_ablation runs/fer2013/resnet_fer_tiny_unweighted_ensemble \
+    --out research/ensemble_ablation/results/fer2013
+"$PY" -m research.ensemble_ablation runs/fer2013/resnet_fer_tiny_fullres_mirrored \
+    --out research/ensemble_ablation/results/fer2013_fullres
+"$PY" -m research.ensemble_ablation runs/fer2013/resnet_fer_shifted \
+    --out research/ensemble_ablation/results/fer2013_resnet_fer
 # A second opinion from FER+'s ten votes on the same faces: the shipped FER+ model (3.7M
 # params, trained on FER2013's training faces with FER+ labels), mapped onto FER2013's
 # classes, with the tiny run over ten views and with resnet_fer over ten views (9.97M
 # params together).
 ensemble runs/fer2013/resnet_fer_tiny_unweighted_shifted_tau0 --tau 0 --shift_px 2 \
     --members runs/fer2013/resnet_fer_tiny_unweighted
-"$PY" -m benchmarks.label_transfer runs/fer2013/resnet_fer_tiny_unweighted_shifted_tau0 \
-    --out benchmarks/results/label_transfer_fer2013
-"$PY" -m benchmarks.label_transfer runs/fer2013/resnet_fer_shifted_tau0 \
-    --out benchmarks/results/label_transfer_fer2013_resnet_fer
+"$PY" -m research.label_transfer runs/fer2013/resnet_fer_tiny_unweighted_shifted_tau0 \
+    --out research/label_transfer/results/fer2013
+"$PY" -m research.label_transfer runs/fer2013/resnet_fer_shifted_tau0 \
+    --out research/label_transfer/results/fer2013_resnet_fer
 
 # The seed's designs with the seed's recipe (Adam 1e-3, hard labels, 48x48), cut to
 # SEED_EPOCHS epochs (the seed used 10) to fit a CPU session (the 48x48 designs: 2.5 to
@@ -137,7 +139,8 @@ done
 
 # The seed's Table 4 (preprocessing variants of the baseline on FER2013), cut to
 # 2 epochs of 6,000 images each to fit a CPU session (the table says so).
-"$PY" -m benchmarks.preprocessing --data_dir "$DATA/fer2013" --epochs 2 --limit 6000
+"$PY" -m research.preprocessing_table4 --data_dir "$DATA/fer2013" --epochs 2 --limit 6000 \
+    --out research/preprocessing_table4/results/fer2013
 
-# The README's results section, from benchmarks/results/.
-"$PY" -m benchmarks.readme
+# The README's results section, from benchmarks/results/ and research/*/results/.
+"$PY" -m tools.readme_tables

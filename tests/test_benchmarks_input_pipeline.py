@@ -1,8 +1,8 @@
-"""benchmarks.input_pipeline: loader rows and the training step of each named config."""
+"""benchmarks.input_pipeline_speed: loader rows and the training step of each named config."""
 
 import json
 
-from benchmarks import input_pipeline
+from benchmarks import input_pipeline_speed as input_pipeline
 
 
 def test_an_unknown_step_config_is_refused_before_anything_is_timed(usage_error):

@@ -331,7 +331,7 @@ def section(root: str, readme_dir: str,
     parts = ["Written by `python -m tools.readme_tables` from `benchmarks/results/` (the "
              "measurements) and `research/*/results/` (the studies), made by "
              "`bash scripts/train_all.sh`, `python -m benchmarks.pipeline` and "
-             "`python -m benchmarks.input_pipeline`. All on validation splits; the "
+             "`python -m benchmarks.input_pipeline_speed`. All on validation splits; the "
              "test splits are held back.", ""]
     table = goals_table(root, shipped)
     if table:

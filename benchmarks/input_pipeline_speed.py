@@ -1,4 +1,4 @@
-"""python -m benchmarks.input_pipeline [--dataset ferplus] [--json OUT] [--batches N]
+"""python -m benchmarks.input_pipeline_speed [--dataset ferplus] [--json OUT] [--batches N]
 
 Images per second of fer's training input pipeline (fer.data.input_pipeline:
 shuffle, decode, preprocess, resize, normalise, augment, batch) at 48x48 and

@@ -105,6 +105,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Bookkeeping.
     config.log_every_steps = 50
     config.checkpoint_every_epochs = 1
+    config.checkpoint_every_steps = 0  # Also mid-epoch, every this many steps (0 = off).
     config.keep_checkpoints = 2    # Latest ones; the best is kept apart.
     config.progress_bar = True
 

@@ -329,6 +329,42 @@ def test_two_workers_give_the_same_batches_as_none():
         np.testing.assert_array_equal(a["label"], b["label"])
 
 
+def _equal_batches(a, b) -> bool:
+    return len(a) == len(b) and all(
+        x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+        for x, y in zip(a, b))
+
+
+def test_the_training_iterator_runs_the_epochs_back_to_back():
+    """One iterator for a run: epoch e's batches are create_split's for epoch e."""
+    config = demo_config(augment=True, balanced_sampling=True)
+    kw = dict(batch_size=32, seed=2, steps_per_epoch=3, shard_index=0, shard_count=1)
+    it = ip.create_train_iterator(config, "train", num_epochs=2, **kw)
+    stream = list(it)
+    epochs = [collect(config, "train", train=True, epoch=e, **kw) for e in (0, 1)]
+    assert _equal_batches(stream, epochs[0] + epochs[1])
+    assert not np.array_equal(epochs[0][0]["label"], epochs[1][0]["label"])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_training_iterator_resumes_mid_epoch_from_its_state(workers):
+    config = demo_config(augment=True, num_workers=workers)
+    kw = dict(batch_size=32, seed=1, steps_per_epoch=4, num_epochs=2, shard_index=0,
+              shard_count=1)
+    it = ip.create_train_iterator(config, "train", **kw)
+    for _ in range(3):
+        next(it)
+    state = it.get_state()
+    rest = list(it)  # Steps 3..7: across the epoch boundary.
+    resumed = ip.create_train_iterator(config, "train", **kw)
+    resumed.set_state(state)
+    assert len(rest) == 5 and _equal_batches(list(resumed), rest)
+    assert _equal_batches(list(ip.create_train_iterator(config, "train", start=3, **kw)),
+                          rest)
+    for iterator in (it, resumed):
+        iterator.close()
+
+
 def test_default_shard_is_this_jax_process():
     config = demo_config()
     implicit = next(iter(ip.create_split(config, "validation", train=False, batch_size=8,

@@ -347,7 +347,7 @@ def iterate(dataset: grain.MapDataset, num_workers: int) -> grain.DatasetIterato
 
     With workers, each takes every num_workers-th batch and the iterator interleaves
     them back in order, so the batches do not depend on the worker count (its saved
-    state does: resuming with another count starts from `set_next_index`).
+    state does).
     """
     if num_workers > 0:
         _mark_flags_parsed()
@@ -361,17 +361,19 @@ def iterate(dataset: grain.MapDataset, num_workers: int) -> grain.DatasetIterato
 
 def create_train_iterator(config, split: str, *, batch_size: int, seed: int,
                           steps_per_epoch: int = 0, num_epochs: int | None = None,
-                          shard_index: int | None = None,
+                          start: int = 0, shard_index: int | None = None,
                           shard_count: int | None = None) -> grain.DatasetIterator:
     """The run's one training iterator: `num_epochs` epochs (None: endless) back to back.
 
     Created once; worker processes live as long as it does. Its state
-    (`get_state`/`set_state`) is saved with each checkpoint.
+    (`get_state`/`set_state`) is saved with each checkpoint. It starts at batch
+    `start` of the stream (batch i is global step i): a resume without a usable
+    saved state starts there, and its later states count from there.
     """
     epoch = train_dataset(config, split, batch_size=batch_size, seed=seed,
                           steps_per_epoch=steps_per_epoch, shard_index=shard_index,
                           shard_count=shard_count)
-    return iterate(epoch.repeat(num_epochs), int(config.num_workers))
+    return iterate(epoch.repeat(num_epochs)[start:], int(config.num_workers))
 
 
 def create_split(config, split: str, *, train: bool, batch_size: int, seed: int = 0,

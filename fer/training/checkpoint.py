@@ -3,8 +3,12 @@
 Layout under the workdir:
   checkpoints/latest/<epoch>/  the last `keep` epoch-boundary states (for resuming)
   checkpoints/best/<epoch>/    the state with the best validation balanced accuracy
+  checkpoints/steps/<step>/    the newest mid-epoch state (config.checkpoint_every_steps)
 Each holds the full TrainState ('state') and a small JSON ('meta': epoch, step,
-best balanced accuracy so far) so a resumed run knows where it stands.
+best balanced accuracy so far) so a resumed run knows where it stands; 'latest'
+and 'steps' also hold the training iterator's state ('data_iter', grain's own
+orbax handler: one JSON per process), so a resumed run reads on from the same
+batch. Checkpoints written before 'data_iter' existed resume at their epoch's start.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 from typing import Any, Mapping
 
 from absl import logging
+import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
@@ -32,9 +37,14 @@ def _abstract(tree, sharding=None):
     return jax.tree.map(leaf, tree)
 
 
-def save_args(state, meta: Mapping[str, Any]) -> ocp.args.Composite:
-    return ocp.args.Composite(state=ocp.args.StandardSave(state),
-                              meta=ocp.args.JsonSave(dict(meta)))
+DATA_ITER = "data_iter"  # The item holding the training iterator's state.
+
+
+def save_args(state, meta: Mapping[str, Any], data_iter=None) -> ocp.args.Composite:
+    items = dict(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta)))
+    if data_iter is not None:
+        items[DATA_ITER] = grain.checkpoint.CheckpointSave(data_iter)
+    return ocp.args.Composite(**items)
 
 
 def _options(name: str, read_only: bool, max_to_keep: int) -> ocp.CheckpointManagerOptions:
@@ -53,16 +63,22 @@ def _options(name: str, read_only: bool, max_to_keep: int) -> ocp.CheckpointMana
 
 
 class Checkpoints:
-    """The run's 'latest' and 'best' checkpoint managers, saved at epoch ends."""
+    """The run's 'latest' and 'best' managers (epoch ends) and 'steps' (mid-epoch)."""
 
     def __init__(self, workdir: str, keep: int = 2, read_only: bool = False):
         self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+        self._resumed = None  # (manager, step) of the checkpoint restore_latest read.
         # Readers open without orbax's read_only mode (it warns on every open);
         # they never call save().
         self.latest = ocp.CheckpointManager(
             os.path.join(self.directory, "latest"),
             options=_options("latest", read_only, max_to_keep=max(1, keep)),
-            item_names=("state", "meta"))
+            item_names=("state", "meta", DATA_ITER))
+        # Mid-epoch states, by global step: only the newest is needed to resume.
+        self.steps = ocp.CheckpointManager(
+            os.path.join(self.directory, "steps"),
+            options=_options("steps", read_only, max_to_keep=1),
+            item_names=("state", "meta", DATA_ITER))
         # The loop saves here only on improvement (ties broken by loss), so
         # keeping the newest one keeps the best.
         self.best = ocp.CheckpointManager(
@@ -70,15 +86,21 @@ class Checkpoints:
             options=_options("best", read_only, max_to_keep=1),
             item_names=("state", "meta"))
 
-    def save(self, epoch: int, state, meta: Mapping[str, Any], is_best: bool) -> None:
-        args = save_args(state, meta)
+    def save(self, epoch: int, state, meta: Mapping[str, Any], is_best: bool,
+             data_iter=None) -> None:
+        """Saves an epoch's end; `data_iter` (the training iterator) goes to 'latest'."""
         # Best first: a run killed between the two saves resumes from the previous
         # latest and redoes this epoch bit for bit, so a step that already
         # exists holds the same state and is kept as it is.
         if is_best and epoch not in self.best.all_steps():
-            self.best.save(epoch, args=args)
+            self.best.save(epoch, args=save_args(state, meta))
         if epoch not in self.latest.all_steps():
-            self.latest.save(epoch, args=args)
+            self.latest.save(epoch, args=save_args(state, meta, data_iter))
+
+    def save_step(self, step: int, state, meta: Mapping[str, Any], data_iter) -> None:
+        """Saves a mid-epoch state with the iterator that gives the next batch."""
+        if step not in self.steps.all_steps():
+            self.steps.save(step, args=save_args(state, meta, data_iter))
 
     def _manager(self, which: str) -> ocp.CheckpointManager:
         if which not in ("best", "latest"):
@@ -101,15 +123,54 @@ class Checkpoints:
         return restored["state"], dict(restored["meta"])
 
     def restore_latest(self, target):
-        return self.restore("latest", target)
+        """(state, meta) to resume from, the newer of 'latest' and 'steps'; None if none.
+
+        `restore_data_iter` then restores the same checkpoint's iterator state.
+        """
+        newest = None
+        for manager in (self.latest, self.steps):
+            step = manager.latest_step()
+            if step is None:
+                continue
+            meta = dict(manager.restore(step, args=ocp.args.Composite(
+                meta=ocp.args.JsonRestore()))["meta"])
+            if newest is None or meta["step"] > newest[2]["step"]:
+                newest = (manager, step, meta)
+        if newest is None:
+            return None
+        manager, step, meta = newest
+        self._resumed = manager, step
+        state = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(_abstract(target))))["state"]
+        return state, meta
+
+    def restore_data_iter(self, data_iter) -> bool:
+        """Sets the iterator state saved with the checkpoint `restore_latest` restored.
+
+        False when there is none: saved before 'data_iter' existed, or by another
+        worker count (its state has another shape); the caller positions the iterator.
+        """
+        manager, step = self._resumed
+        if not (manager.directory / str(step) / DATA_ITER).exists():
+            return False
+        try:
+            manager.restore(step, args=ocp.args.Composite(
+                **{DATA_ITER: grain.checkpoint.CheckpointRestore(data_iter)}))
+        except KeyError:
+            logging.warning("The iterator state of step %d was saved by another worker "
+                            "count; positioning the iterator by the step.", step)
+            return False
+        return True
 
     def wait(self) -> None:
         self.latest.wait_until_finished()
         self.best.wait_until_finished()
+        self.steps.wait_until_finished()
 
     def close(self) -> None:
         self.latest.close()
         self.best.close()
+        self.steps.close()
 
 
 def is_slim(meta: Mapping[str, Any]) -> bool:

@@ -13,7 +13,7 @@ import configs.default as default_config
 from fer import labels as labels_lib
 from fer import spec
 from fer.data import augment as augment_lib
-from fer.data import demo
+from fer.data import demo_faces as demo
 from fer.data import input_pipeline as ip
 from fer.data import preprocessing
 from fer.data import sources

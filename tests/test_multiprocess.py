@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import training_fixtures as fx
-from fer.data import demo
+from fer.data import demo_faces as demo
 from fer.data import input_pipeline as ip
 from fer.training import checkpoint as checkpoint_lib
 from fer.training import state as state_lib

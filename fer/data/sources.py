@@ -274,7 +274,7 @@ class _ConcatSource:
 # Loading a dataset by config.
 
 def _demo(config) -> Dataset:
-    from fer.data import demo  # noqa: PLC0415
+    from fer.data import demo_faces as demo  # noqa: PLC0415
 
     splits = {}
     for name in demo.SPLIT_SIZES:

@@ -10,10 +10,11 @@ neutral. Its opinion joins a model of the target labels as a product of experts,
 where q is the helper's opinion over the target classes, either its probabilities
 mapped by name (fer.labels.remap_probs) or through an `Adapter` fitted on the
 training faces, and q_marginal its mean over those faces: dividing by it keeps
-the helper from counting a class prior the main model already holds. w = 0 is the main model alone. `choose` picks w for
-accuracy (FER2013's goal); `cross_fitted` picks it on one stratified half of
-the split and scores the other, both ways, so the estimate never scores the
-faces that chose its weight.
+the helper from counting a class prior the main model already holds. w = 0 is the
+main model alone. `choose` picks w for accuracy (FER2013's goal); `cross_fitted`
+picks it on one stratified half of the split and scores the other, both ways, so
+the estimate never scores the faces that chose its weight. A study
+(research/label_transfer/README.md), not part of fer.
 """
 
 from __future__ import annotations

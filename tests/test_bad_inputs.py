@@ -147,10 +147,12 @@ def test_skip_counts_are_read_back_when_a_build_is_reused(tmp_path):
     config.dataset, config.data_dir, config.tfds_dir = "ferplus", data, tfds_dir
     assert ip.get_dataset_info(config).skipped == {"train": {"bad votes": 1}}
     # What launch.py records in report.json for every run on this build.
-    code = ("import json, sys; sys.argv = ['launch.py']; sys.path.insert(0, {repo!r}); "
-            "import launch, configs.default as d; c = d.get_config(); "
+    code = ("import json, sys; sys.path.insert(0, {repo!r}); "
+            "import configs.default as d; c = d.get_config(); "
+            "from fer.data import input_pipeline as ip; "
+            "from fer.training import provenance as p; "
             "c.dataset, c.data_dir, c.tfds_dir = 'ferplus', {data!r}, {tfds!r}; "
-            "print(json.dumps(launch.provenance(c)['skipped']))").format(
+            "print(json.dumps(p.provenance(c, ip.get_dataset_info(c))['skipped']))").format(
                 repo=REPO, data=data, tfds=tfds_dir)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, JAX_PLATFORMS="cpu"), timeout=300)

@@ -19,14 +19,20 @@ import pytest
 import training_fixtures as fx
 from fer.training import checkpoint as checkpoint_lib
 from fer.training import state as state_lib
+from fer.training import writers as writers_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RUN_WITH_STAND_INS = textwrap.dedent("""
-    import runpy, sys
+    import os, runpy, sys
     sys.path[:0] = [{repo!r}, {tests!r}]
     import training_fixtures
     training_fixtures.install_stand_ins()
+    if os.environ.get("FER_TEST_FORBID_RESTORE"):  # A fresh run reads no checkpoint.
+        import orbax.checkpoint as ocp
+        def restore(*args, **kwargs):
+            raise AssertionError("a checkpoint was read back")
+        ocp.CheckpointManager.restore = restore
     sys.argv = ["launch.py"] + {argv!r}
     runpy.run_path({launch!r}, run_name="__main__")
 """)
@@ -56,7 +62,8 @@ def _launch(argv, cwd, **env):
 def trained(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("launch")
     workdir = str(cwd / "run")
-    output = _launch([f"--workdir={workdir}"] + OVERRIDES, cwd)
+    # Evaluated and exported from memory: a checkpoint read would fail the run.
+    output = _launch([f"--workdir={workdir}"] + OVERRIDES, cwd, FER_TEST_FORBID_RESTORE="1")
     return workdir, output
 
 
@@ -72,6 +79,23 @@ def test_train_writes_report_and_prints_comparison_row(trained):
     assert report["num_examples"] == 60 and report["checkpoint"] == "best"
     assert 0.0 <= report["balanced_accuracy"] <= 1.0
     assert len(report["confusion"]) == len(report["labels"]) == 8
+
+
+def test_report_is_what_evaluate_mode_gives_for_the_best_checkpoint(trained, tmp_path):
+    """The train-mode report (the best epoch's in-memory validation) equals a fresh
+    --mode=evaluate of the best checkpoint on the same split, number for number."""
+    workdir, output = trained
+    assert os.path.isfile(os.path.join(workdir, "export", "model.tflite"))  # In memory.
+    _launch([f"--workdir={workdir}", "--mode=evaluate", "--config.checkpoint=best",
+             "--config.split=validation"], tmp_path)
+    trained_report = json.load(open(os.path.join(workdir, "report.json")))
+    evaluated = json.load(open(os.path.join(workdir, "eval_validation", "report.json")))
+    assert {"loss", "accuracy", "balanced_accuracy", "macro_f1", "confusion", "labels",
+            "params", "checkpoint", "skipped"} <= set(evaluated) <= set(trained_report)
+    assert {k: trained_report[k] for k in evaluated} == evaluated
+    best = max(writers_lib.read_metrics(workdir),
+               key=lambda r: (r["val_balanced_accuracy"], -r["val_loss"]))
+    assert trained_report["loss"] == pytest.approx(best["val_loss"])
 
 
 def test_evaluate_mode_scores_a_split_training_never_saw(trained, tmp_path):
@@ -157,22 +181,23 @@ def test_real_launch_on_demo_data(tmp_path):
 
 def test_refused_int8_export_keeps_the_run(tmp_path, monkeypatch, capsys):
     """A refused int8 model is reported; the run still ends with its other exports."""
-    import importlib.util
+    import types
+
+    from fer import launch_modes
     from fer.export import tflite as export_tflite
 
-    spec = importlib.util.spec_from_file_location("launch_under_test",
-                                                  os.path.join(REPO, "launch.py"))
-    launch = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(launch)
+    run = types.SimpleNamespace(model="module", best_variables="variables", spec="spec")
 
-    def refuse(workdir, variants):
+    def refuse(module, variables, spec, config, out_dir, variants):
+        assert (module, variables, spec) == ("module", "variables", "spec")
         assert variants == ("float16", "int8")
         raise export_tflite.Int8AgreementError("int8 model refused: top-1 agreement 90%")
 
-    monkeypatch.setattr(export_tflite, "export_workdir", refuse)
-    out_dir = launch._export(str(tmp_path), ["float16", "int8"])
+    monkeypatch.setattr(export_tflite, "export_trained", refuse)
+    out_dir = launch_modes.export_variables(run, None, str(tmp_path), ["float16", "int8"])
     assert out_dir == os.path.join(str(tmp_path), export_tflite.EXPORT_DIRNAME)
     assert "int8 model refused" in capsys.readouterr().out
     # --config.export_variants=float16,int8 arrives as one string: it is split.
-    assert launch._export(str(tmp_path), ("float16, int8",)) == out_dir
-    assert launch._export(str(tmp_path), ("",)) is None
+    assert launch_modes.export_variables(run, None, str(tmp_path), ("float16, int8",)) \
+        == out_dir
+    assert launch_modes.export_variables(run, None, str(tmp_path), ("",)) is None

@@ -390,6 +390,32 @@ def split_images(config, split: str, limit: int, *, pipeline=None,
     return split_faces(config, split, limit, pipeline=pipeline, batch_size=batch_size)[0]
 
 
+def export_trained(module, variables, spec: spec_lib.ModelSpec, config, out_dir: str,
+                   variants: Sequence[str] = ("float32",), *,
+                   calibration: int = MAX_CALIBRATION_IMAGES, num_validation: int = 1000,
+                   max_accuracy_drop: float = MAX_ACCURACY_DROP,
+                   min_agreement: float = MIN_AGREEMENT) -> str:
+    """Exports a trained model held in memory to `out_dir`; returns that directory.
+
+    Calibration images come from the config's training split and comparison
+    faces (with their labels, which judge the quantized variants) from its
+    validation split, read through the same input pipeline (and preprocessing)
+    as training, so the int8 ranges match what the model saw. launch.py passes
+    the best epoch's variables the training loop kept: nothing is reloaded.
+    """
+    calibration_images = None
+    if "int8" in variants:
+        calibration_images = split_images(config, config.train_split, calibration)
+    validation_images, validation_labels = split_faces(config, config.eval_split,
+                                                       num_validation)
+    export(module, variables, spec, out_dir, variants=variants,
+           calibration_images=calibration_images, validation_images=validation_images,
+           validation_labels=validation_labels, max_accuracy_drop=max_accuracy_drop,
+           min_agreement=min_agreement, max_calibration_images=calibration,
+           seed=int(config.seed))
+    return out_dir
+
+
 def export_workdir(workdir: str, variants: Sequence[str] = ("float32",), *,
                    calibration: int = MAX_CALIBRATION_IMAGES,
                    num_validation: int = 1000, which: str | int = "best",

@@ -107,7 +107,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             print(f"Exported: {exported}", flush=True)
         print("\n" + report_lib.comparison_table([summary]), flush=True)
         if config.dataset == "demo":
-            from fer.gallery import demo  # noqa: PLC0415 (the product's side, on demand)
+            from fer.gallery import shipped_demo as demo  # noqa: PLC0415 (on demand)
 
             print("\n(demo data: see the note above for real data)", flush=True)
             demo.show_shipped_model()

@@ -17,8 +17,8 @@ from fer.export import ensemble as ensemble_export
 from fer.export import runtime
 from fer.export import ship as ship_lib
 from fer.models import ensemble as ensemble_lib
-from fer.training import checkpoint as checkpoint_lib
-from fer.training import state as state_lib
+from fer import loading
+from fer import models
 from fer.training import train as train_lib
 
 K = fx.LABEL_SET.num_classes
@@ -158,32 +158,36 @@ def test_per_class_offsets_find_what_one_tau_cannot():
     assert "| per-class offsets, cross-fitted | 100.00 | 100.00 | 100.00 |" in text
 
 
-@pytest.fixture(scope="module")
-def pipeline():
-    return fx.FakePipeline(num_train=256, num_val=120)
+@pytest.fixture(scope="module", autouse=True)
+def stand_ins():
+    """The tiny model and datasets, registered by name (training_fixtures)."""
+    with fx.stand_ins():
+        yield
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, pipeline):
+def val_images():
+    """The members' validation faces as the pipeline feeds them."""
+    return fx.images("tiny_val120", "validation")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
     """Two tiny runs that differ only in seed, and their ensemble directory."""
-    mp = pytest.MonkeyPatch()
-    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
     root = tmp_path_factory.mktemp("ensemble")
     workdirs = []
     for seed in (0, 1):
         workdir = str(root / f"seed{seed}")
         config = fx.tiny_config(model_kwargs={"batch_norm": True}, learning_rate=1e-2,
-                                seed=seed, epochs=2)
-        train_lib.train_and_evaluate(config, workdir, pipeline=pipeline)
+                                seed=seed, epochs=2, dataset="tiny_val120")
+        train_lib.train_and_evaluate(config, workdir)
         workdirs.append(workdir)
     out = str(root / "ensemble")
-    record = ensemble_export.make(workdirs, out, tau="auto", variants=("float32",),
-                                  pipeline=pipeline)
+    record = ensemble_export.make(workdirs, out, tau="auto", variants=("float32",))
     yield workdirs, out, record
-    mp.undo()
 
 
-def test_ensemble_directory_is_a_run_every_tool_reads(runs, pipeline):
+def test_ensemble_directory_is_a_run_every_tool_reads(runs, val_images):
     workdirs, out, record = runs
     assert out in compare.find_workdirs(os.path.dirname(out))
     with open(os.path.join(out, "report.json")) as f:
@@ -191,30 +195,30 @@ def test_ensemble_directory_is_a_run_every_tool_reads(runs, pipeline):
     chosen = next(r for r in record["sweep"] if r["tau"] == record["tau"])
     assert report["accuracy"] == pytest.approx(chosen["accuracy"])
     assert report["balanced_accuracy"] == pytest.approx(chosen["balanced_accuracy"])
-    member_params = [sum(x.size for x in jax.tree.leaves(checkpoint_lib.load_model(w)[1]["params"]))
+    member_params = [models.count_params(loading.load_model(w)[1])["trainable"]
                      for w in workdirs]
     assert report["params"] == sum(member_params)
     assert os.path.exists(os.path.join(out, "prior_correction.png"))
     assert "ablation" not in record  # A study (research/ensemble_ablation), not the export's.
 
-    module, variables, spec, config = checkpoint_lib.load_model(out)
+    module, variables, spec, config = loading.load_model(out)
     assert spec.design == "tiny x2 mirrored" and config.ensemble.tau == record["tau"]
-    images = pipeline.splits["validation"][0][:16]
+    images = val_images[:16]
     expected = np.mean([_log_softmax(m.apply(v, images)) + _log_softmax(m.apply(v, images[:, :, ::-1]))
-                        for m, v, _, _ in map(checkpoint_lib.load_model, workdirs)], axis=0) / 2
+                        for m, v, _, _ in map(loading.load_model, workdirs)], axis=0) / 2
     shift = ensemble_lib.prior_shift(record["train_counts"], record["tau"])
     np.testing.assert_allclose(module.apply(variables, images), expected - np.asarray(shift),
                                rtol=1e-4, atol=1e-4)
 
 
-def test_exported_ensemble_matches_jax_and_ships_with_its_recipe(runs, pipeline, tmp_path):
+def test_exported_ensemble_matches_jax_and_ships_with_its_recipe(runs, val_images, tmp_path):
     _, out, record = runs
     export_dir = os.path.join(out, "export")
     entry = json.load(open(os.path.join(export_dir, "export.json")))["variants"]["float32"]
     assert entry["top1_agreement"] == 1.0
     classifier = runtime.LiteRTClassifier(export_dir)
-    module, variables, _, _ = checkpoint_lib.load_model(out)
-    images = pipeline.splits["validation"][0][:4]
+    module, variables, _, _ = loading.load_model(out)
+    images = val_images[:4]
     probs = classifier.predict_probs(np.rint(images * 255).astype(np.uint8))
     expected = jax.nn.softmax(module.apply(variables, np.rint(images * 255) / 255))
     np.testing.assert_allclose(probs, expected, atol=1e-4)
@@ -223,16 +227,15 @@ def test_exported_ensemble_matches_jax_and_ships_with_its_recipe(runs, pipeline,
     assert shipped["run"]["params"] == record["params"]
 
 
-def test_shifted_ensemble_scores_exports_and_reloads_what_it_records(runs, pipeline, tmp_path):
+def test_shifted_ensemble_scores_exports_and_reloads_what_it_records(runs, val_images, tmp_path):
     from research.ensemble_ablation import __main__ as ensemble_ablation
 
     workdirs, unshifted_dir, _ = runs
     out = str(tmp_path / "shifted")
-    record = ensemble_export.make(workdirs, out, tau=0.0, shift_px=1, variants=("float32",),
-                                  pipeline=pipeline)
+    record = ensemble_export.make(workdirs, out, tau=0.0, shift_px=1, variants=("float32",))
     assert record["shift_px"] == 1
-    ablation = ensemble_ablation.measure(out, pipeline=pipeline)
-    unshifted = ensemble_ablation.measure(unshifted_dir, pipeline=pipeline)
+    ablation = ensemble_ablation.measure(out)
+    unshifted = ensemble_ablation.measure(unshifted_dir)
     assert {r["members"] for r in ablation} == {"member 1", "2 members"}
     shifted_rows = [r for r in ablation if r["shift_px"] == 1]
     assert len(shifted_rows) == len(ablation) // 2 == 4
@@ -244,12 +247,12 @@ def test_shifted_ensemble_scores_exports_and_reloads_what_it_records(runs, pipel
     with open(os.path.join(out, "report.json")) as f:
         report = json.load(f)
     assert report["accuracy"] == pytest.approx(full["accuracy"])  # The model is its last row.
-    module, variables, spec, _ = checkpoint_lib.load_model(out)
+    module, variables, spec, _ = loading.load_model(out)
     assert spec.design == "tiny x2 mirrored shifted 1px" and module.shift_px == 1
-    images = pipeline.splits["validation"][0][:8]
+    images = val_images[:8]
     views = ensemble_lib.inference_views(images, True, 1)
     expected = np.mean([_log_softmax(m.apply(v, np.asarray(view))) for view in views
-                        for m, v, _, _ in map(checkpoint_lib.load_model, workdirs)], axis=0)
+                        for m, v, _, _ in map(loading.load_model, workdirs)], axis=0)
     np.testing.assert_allclose(module.apply(variables, images), expected, rtol=1e-4, atol=1e-4)
     entry = json.load(open(os.path.join(out, "export", "export.json")))["variants"]["float32"]
     assert entry["top1_agreement"] == 1.0
@@ -258,7 +261,7 @@ def test_shifted_ensemble_scores_exports_and_reloads_what_it_records(runs, pipel
     assert "shifts" not in ensemble_ablation.ablation_markdown(
         [r for r in ablation if not r["shift_px"]])
     with pytest.raises(ValueError, match="shift_px"):
-        ensemble_export.make(workdirs, str(tmp_path / "bad"), shift_px=-1, pipeline=pipeline)
+        ensemble_export.make(workdirs, str(tmp_path / "bad"), shift_px=-1)
 
 
 def test_members_that_disagree_on_labels_or_input_are_refused(runs, tmp_path, usage_error):
@@ -276,11 +279,11 @@ def test_members_that_disagree_on_labels_or_input_are_refused(runs, tmp_path, us
                                  "--out", str(tmp_path / "x")]) == 2
 
 
-def test_ablation_table_for_the_readme(runs, pipeline, tmp_path, usage_error):
+def test_ablation_table_for_the_readme(runs, val_images, tmp_path, usage_error):
     from research.ensemble_ablation import __main__ as ensemble_bench
 
     _, out, record = runs
-    assert ensemble_bench.main([out, "--out", str(tmp_path)], pipeline=pipeline) == 0
+    assert ensemble_bench.main([out, "--out", str(tmp_path)]) == 0
     text = (tmp_path / "ensemble.md").read_text()
     assert f"Chosen tau {record['tau']:g}" in text
     assert text.count("| 2 members |") == len({0.0, record["tau"]}) * 2
@@ -289,7 +292,7 @@ def test_ablation_table_for_the_readme(runs, pipeline, tmp_path, usage_error):
         ensemble_bench.main([str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
 
 
-def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeline, tmp_path,
+def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, val_images, tmp_path,
                                                                      monkeypatch, usage_error):
     """A shipped ensemble re-tuned from tau 0.5 to 0.8 is the ensemble exported at 0.8."""
     from research.shipped_tau import retune
@@ -298,13 +301,13 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeli
     made = {}
     for tau in (0.5, 0.8):
         out = str(tmp_path / f"tau{tau}")
-        ensemble_export.make(workdirs, out, tau=tau, variants=("float32",), pipeline=pipeline)
+        ensemble_export.make(workdirs, out, tau=tau, variants=("float32",))
         made[tau] = ship_lib.ship(os.path.join(out, "export"), "float32",
                                   dest=str(tmp_path / f"shipped{tau}"))
-    config = fx.tiny_config()
+    config = fx.tiny_config(dataset="tiny_val120")  # The members' data.
     record = retune.retune(str(tmp_path / "shipped0.5"), config, tau=0.8,
-                           out_dir=str(tmp_path / "retuned"), pipeline=pipeline, note="test")
-    images = np.rint(pipeline.splits["validation"][0][:32] * 255).astype(np.uint8)
+                           out_dir=str(tmp_path / "retuned"), note="test")
+    images = np.rint(val_images[:32] * 255).astype(np.uint8)
     got = runtime.LiteRTClassifier(str(tmp_path / "retuned")).predict_probs(images)
     want = runtime.LiteRTClassifier(str(tmp_path / "shipped0.8")).predict_probs(images)
     np.testing.assert_allclose(got, want, atol=1e-5)
@@ -316,22 +319,20 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeli
     assert record["run"]["ensemble"]["retuned"][-1]["from_tau"] == 0.5
     assert json.loads((tmp_path / "retuned" / "shipped.json").read_text()) == record
     # Auto: the tau fer.export.ensemble picks on the same split, and the source is untouched.
-    auto = retune.retune(str(tmp_path / "shipped0.5"), config, out_dir=str(tmp_path / "auto"),
-                         pipeline=pipeline)
+    auto = retune.retune(str(tmp_path / "shipped0.5"), config, out_dir=str(tmp_path / "auto"))
     assert auto["run"]["ensemble"]["tau"] == runs[2]["tau"]
     assert (tmp_path / "shipped0.5" / "model.tflite").read_bytes() == old
     # Never in place: not into the model read, nor into the shipped one.
     for into in (tmp_path / "shipped0.5", tmp_path / "shipped0.5" / "sub",
                  spec_lib.SHIPPED_MODEL_DIR):
         with pytest.raises(ValueError, match="never over the model it reads"):
-            retune.retune(str(tmp_path / "shipped0.5"), config, out_dir=str(into), tau=0.8,
-                          pipeline=pipeline)
+            retune.retune(str(tmp_path / "shipped0.5"), config, out_dir=str(into), tau=0.8)
     assert (tmp_path / "shipped0.5" / "model.tflite").read_bytes() == old
     # A rewritten file that fails its check writes nothing.
     monkeypatch.setattr(retune, "CHECK_ATOL", -1.0)
     with pytest.raises(RuntimeError, match="nothing was written"):
         retune.retune(str(tmp_path / "shipped0.5"), config, out_dir=str(tmp_path / "failed"),
-                      tau=0.8, pipeline=pipeline)
+                      tau=0.8)
     assert not (tmp_path / "failed").exists()
     monkeypatch.undo()
     # A correction the file does not hold, and a model that is no ensemble, are refused.
@@ -343,7 +344,7 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, pipeli
     del shipped["run"]["ensemble"]
     (plain / "shipped.json").write_text(json.dumps(shipped))
     with pytest.raises(ValueError, match="not a prior-corrected ensemble"):
-        retune.retune(str(plain), config, out_dir=str(tmp_path / "x"), pipeline=pipeline)
+        retune.retune(str(plain), config, out_dir=str(tmp_path / "x"))
     # The README's table of the shipped trade-off, from shipped.json alone.
     from research.shipped_tau import __main__ as shipped_tau
 
@@ -373,7 +374,7 @@ def test_retune_command_refuses_what_it_cannot_retune(tmp_path, capsys):
     assert not os.path.exists(out)
 
 
-def test_label_transfer_scores_a_run_with_a_shipped_helper_at_tau_0(runs, pipeline, tmp_path,
+def test_label_transfer_scores_a_run_with_a_shipped_helper_at_tau_0(runs, val_images, tmp_path,
                                                                      usage_error):
     """The helper's shipped prior shift is undone, and weight 0 is the run alone."""
     from research.label_transfer import __main__ as label_transfer
@@ -381,7 +382,7 @@ def test_label_transfer_scores_a_run_with_a_shipped_helper_at_tau_0(runs, pipeli
     _, out, record = runs
     helper = str(tmp_path / "helper")
     ship_lib.ship(os.path.join(out, "export"), "float32", dest=helper)
-    result = label_transfer.measure(out, helper, pipeline=pipeline)
+    result = label_transfer.measure(out, helper)
     assert result["helper_tau_undone"] and result["dropped"] == []
     assert result["num_examples"] == 120  # The fixture's validation split.
     with open(os.path.join(out, "report.json")) as f:
@@ -402,8 +403,7 @@ def test_label_transfer_scores_a_run_with_a_shipped_helper_at_tau_0(runs, pipeli
         "accuracy"])["cross_fitted"]
 
     table = tmp_path / "table"
-    assert label_transfer.main([out, "--helper", helper, "--out", str(table)],
-                               pipeline=pipeline) == 0
+    assert label_transfer.main([out, "--helper", helper, "--out", str(table)]) == 0
     text = (table / "label_transfer.md").read_text()
     assert f"| {os.path.basename(out)} alone | {100 * report['accuracy']:.2f} |" in text
     assert "| helper alone, through a linear map fitted on the training faces |" in text
@@ -411,5 +411,4 @@ def test_label_transfer_scores_a_run_with_a_shipped_helper_at_tau_0(runs, pipeli
     assert json.loads((table / "label_transfer.json").read_text())["weight"] in [
         r["weight"] for r in result["sweep"]]
     with usage_error("has no export/ folder"):
-        label_transfer.main([str(tmp_path), "--helper", helper, "--out", str(tmp_path / "t")],
-                            pipeline=pipeline)
+        label_transfer.main([str(tmp_path), "--helper", helper, "--out", str(tmp_path / "t")])

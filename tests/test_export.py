@@ -15,43 +15,44 @@ import training_fixtures as fx
 from fer import spec as spec_lib
 from fer.export import runtime
 from fer.export import tflite
-from fer.training import checkpoint as checkpoint_lib
-from fer.training import state as state_lib
+from fer import loading
+from fer.evaluation import evaluate as evaluate_lib
 from fer.training import train as train_lib
 
 # BatchNorm at inference is x * a + b; folded into the convolution it leaves none.
 BATCH_NORM_OPS = {"MUL", "SUB", "RSQRT", "ADD"}
 
 
-@pytest.fixture(scope="module")
-def pipeline():
-    return fx.FakePipeline(num_train=256, num_val=200)
+@pytest.fixture(scope="module", autouse=True)
+def stand_ins():
+    with fx.stand_ins():
+        yield
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, pipeline):
+def data():
+    """{split: (uint8 images, labels)} of the dataset the run trains on."""
+    return fx.split_arrays(fx.DATASETS["tiny_val200"])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
     """(workdir, export dir, export record) of a 3-epoch tiny run with BatchNorm."""
-    mp = pytest.MonkeyPatch()
-    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
     workdir = str(tmp_path_factory.mktemp("run"))
-    config = fx.tiny_config(model_kwargs={"batch_norm": True}, learning_rate=1e-2)
-    train_lib.train_and_evaluate(config, workdir, pipeline=pipeline)
-    out_dir = tflite.export_workdir(workdir, tflite.VARIANTS, pipeline=pipeline)
+    config = fx.tiny_config(model_kwargs={"batch_norm": True}, learning_rate=1e-2,
+                            dataset="tiny_val200")
+    train_lib.train_and_evaluate(config, workdir)
+    out_dir = tflite.export_workdir(workdir, tflite.VARIANTS)
     yield workdir, out_dir, tflite.load_record(out_dir)
-    mp.undo()
 
 
 @pytest.fixture(scope="module")
 def loaded(trained):
-    mp = pytest.MonkeyPatch()
-    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
-    yield checkpoint_lib.load_model(trained[0], "best")
-    mp.undo()
+    return loading.load_model(trained[0], "best")
 
 
-def _validation_uint8(pipeline):
-    images = pipeline.splits["validation"][0]
-    return np.rint(images * 255).astype(np.uint8)
+def _validation_uint8(data):
+    return data["validation"][0]
 
 
 def test_every_variant_is_written_with_builtin_ops_only(trained):
@@ -77,10 +78,10 @@ def test_batch_norm_is_folded(trained, loaded):
     assert not ops & BATCH_NORM_OPS, ops  # ...and the exported graph does not.
 
 
-def test_float32_probabilities_equal_jax(trained, loaded, pipeline):
+def test_float32_probabilities_equal_jax(trained, loaded, data):
     _, out_dir, record = trained
     module, variables, spec, _ = loaded
-    faces = _validation_uint8(pipeline)
+    faces = _validation_uint8(data)
     expected = np.asarray(jax.nn.softmax(
         module.apply(variables, spec_lib.normalise(faces), train=False)))
     got = runtime.LiteRTClassifier(out_dir).predict_probs(faces)
@@ -90,15 +91,15 @@ def test_float32_probabilities_equal_jax(trained, loaded, pipeline):
     assert record["variants"]["float32"]["top1_agreement"] == 1.0
 
 
-def test_int8_agreement_is_recorded_and_measured_on_validation(trained, pipeline):
+def test_int8_agreement_is_recorded_and_measured_on_validation(trained, data):
     _, out_dir, record = trained
     entry = record["variants"]["int8"]
     assert record["validation_source"] == "validation"
-    assert entry["num_validation"] == len(pipeline.splits["validation"][1])
+    assert entry["num_validation"] == len(data["validation"][1])
     assert entry["top1_agreement"] >= tflite.MIN_AGREEMENT
     classifier = runtime.LiteRTClassifier(out_dir, variant="int8")
     assert classifier.input_dtype == np.int8  # Full integer, input included.
-    faces = _validation_uint8(pipeline)
+    faces = _validation_uint8(data)
     int8 = classifier.predict_probs(faces)
     float32 = runtime.LiteRTClassifier(out_dir).predict_probs(faces)
     agreement = np.mean(int8.argmax(-1) == float32.argmax(-1))
@@ -112,12 +113,12 @@ def _accuracies(probs, labels):
     return metrics.accuracy(cm), metrics.balanced_accuracy(cm)
 
 
-def test_every_variant_is_judged_by_accuracy_on_labelled_faces(trained, pipeline):
+def test_every_variant_is_judged_by_accuracy_on_labelled_faces(trained, data):
     """export_workdir passes the validation labels: each variant's accuracy and its
     drop from the float32 model are recorded, and an accepted one is within the limit."""
     _, out_dir, record = trained
-    labels = pipeline.splits["validation"][1]
-    faces = _validation_uint8(pipeline)
+    labels = data["validation"][1]
+    faces = _validation_uint8(data)
     assert record["acceptance"]["labelled"]
     reference = record["float32_reference"]
     for variant, entry in record["variants"].items():
@@ -132,10 +133,10 @@ def test_every_variant_is_judged_by_accuracy_on_labelled_faces(trained, pipeline
             assert entry["balanced_accuracy_drop_points"] <= tflite.MAX_ACCURACY_DROP
 
 
-def test_int8_that_loses_accuracy_is_refused_with_the_numbers(tmp_path, loaded, pipeline):
+def test_int8_that_loses_accuracy_is_refused_with_the_numbers(tmp_path, loaded, data):
     module, variables, spec, _ = loaded
-    faces = _validation_uint8(pipeline)
-    labels = pipeline.splits["validation"][1]
+    faces = _validation_uint8(data)
+    labels = data["validation"][1]
     stale = tmp_path / "model_int8.tflite"
     stale.write_bytes(b"an earlier export")
     with pytest.raises(tflite.QuantizationRefused, match="int8 model refused") as error:
@@ -157,10 +158,10 @@ def test_int8_that_loses_accuracy_is_refused_with_the_numbers(tmp_path, loaded, 
     assert f"{len(faces)} validation faces" in message
 
 
-def test_the_accuracy_limit_decides(tmp_path, loaded, pipeline):
+def test_the_accuracy_limit_decides(tmp_path, loaded, data):
     """The same int8 model, judged against labels it loses on or gains on."""
     module, variables, spec, _ = loaded
-    faces = _validation_uint8(pipeline)
+    faces = _validation_uint8(data)
     calibration = np.zeros_like(faces[:20])  # Black faces: a lossy int8.
     float_labels = np.asarray(jax.nn.softmax(module.apply(
         variables, spec_lib.normalise(faces), train=False))).argmax(-1)
@@ -184,9 +185,9 @@ def test_the_accuracy_limit_decides(tmp_path, loaded, pipeline):
     assert record["variants"]["int8"]["accuracy_drop_points"] < 0
 
 
-def test_agreement_floor_is_enforced(tmp_path, loaded, pipeline):
+def test_agreement_floor_is_enforced(tmp_path, loaded, data):
     module, variables, spec, _ = loaded
-    faces = _validation_uint8(pipeline)
+    faces = _validation_uint8(data)
     with pytest.raises(tflite.QuantizationRefused, match="below the floor") as error:
         tflite.export(module, variables, spec, str(tmp_path), variants=("int8",),
                       calibration_images=faces, validation_images=faces,
@@ -205,10 +206,10 @@ def test_model_json_round_trips(trained, loaded):
     assert classifier.spec == spec and classifier.labels == spec.labels
 
 
-def test_runtime_accepts_both_layouts_and_rejects_bad_input(trained, pipeline):
+def test_runtime_accepts_both_layouts_and_rejects_bad_input(trained, data):
     _, out_dir, _ = trained
     classifier = runtime.LiteRTClassifier(out_dir, num_threads=2)
-    faces = _validation_uint8(pipeline)[:5]
+    faces = _validation_uint8(data)[:5]
     with_channel = classifier.predict_probs(faces)
     without = classifier.predict_probs(faces[..., 0])
     np.testing.assert_array_equal(with_channel, without)
@@ -223,12 +224,11 @@ def test_runtime_accepts_both_layouts_and_rejects_bad_input(trained, pipeline):
         runtime.LiteRTClassifier(out_dir, variant="bfloat3")
 
 
-def test_evaluate_export_matches_the_jax_evaluation(trained, loaded, pipeline):
+def test_evaluate_export_matches_the_jax_evaluation(trained, loaded, data):
     workdir, out_dir, _ = trained
     module, variables, _, config = loaded
-    jax_summary = train_lib.evaluate(config, module, variables, "validation",
-                                     pipeline=pipeline)
-    lite = runtime.evaluate_export(out_dir, config, "validation", pipeline=pipeline)
+    jax_summary = evaluate_lib.evaluate_model(config, module, variables, "validation")
+    lite = runtime.evaluate_export(out_dir, config, "validation")
     assert lite["num_examples"] == jax_summary["num_examples"]
     assert lite["confusion"] == jax_summary["confusion"]
     assert lite["loss"] == pytest.approx(jax_summary["loss"], rel=1e-4)
@@ -258,7 +258,7 @@ def test_bad_requests_fail_clearly(tmp_path, loaded):
                       validation_labels=np.full(4, len(spec.labels)))
 
 
-def test_runtime_resizes_a_dynamic_batch_model(tmp_path, trained, loaded, pipeline):
+def test_runtime_resizes_a_dynamic_batch_model(tmp_path, trained, loaded, data):
     """Models exported elsewhere with a polymorphic batch run in one invoke."""
     import tensorflow as tf
     from jax.experimental import jax2tf
@@ -273,14 +273,14 @@ def test_runtime_resizes_a_dynamic_batch_model(tmp_path, trained, loaded, pipeli
     spec.save(str(tmp_path))
     classifier = runtime.LiteRTClassifier(str(tmp_path))
     assert classifier._dynamic_batch  # pylint: disable=protected-access
-    faces = _validation_uint8(pipeline)[:7]
+    faces = _validation_uint8(data)[:7]
     fixed = runtime.LiteRTClassifier(trained[1])
     np.testing.assert_allclose(classifier.predict_probs(faces),
                                fixed.predict_probs(faces), atol=1e-5)
     assert classifier.predict_probs(faces[:3]).shape == (3, spec.num_classes)
 
 
-def test_ship_copies_a_variant_with_its_labels_and_provenance(tmp_path, trained, pipeline):
+def test_ship_copies_a_variant_with_its_labels_and_provenance(tmp_path, trained, data):
     from fer.export import ship
 
     workdir, out_dir, record = trained
@@ -293,7 +293,7 @@ def test_ship_copies_a_variant_with_its_labels_and_provenance(tmp_path, trained,
     assert json.loads((dest / "model.json").read_text())["labels"] == list(spec.labels)
     # The shipped directory is a model directory every reader accepts as is.
     classifier = runtime.LiteRTClassifier(str(dest))
-    faces = _validation_uint8(pipeline)[:8]
+    faces = _validation_uint8(data)[:8]
     np.testing.assert_allclose(
         classifier.predict_probs(faces),
         runtime.LiteRTClassifier(out_dir, variant="float16").predict_probs(faces), atol=1e-6)

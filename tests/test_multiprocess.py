@@ -22,8 +22,7 @@ import pytest
 import training_fixtures as fx
 from fer.data import demo_faces as demo
 from fer.data import input_pipeline as ip
-from fer.training import checkpoint as checkpoint_lib
-from fer.training import state as state_lib
+from fer import loading
 from fer.training import train as train_lib
 from fer.training import writers as writers_lib
 
@@ -36,8 +35,7 @@ RUNNER = textwrap.dedent("""
     sys.path[:0] = [{repo!r}, {tests!r}]
     import training_fixtures
     from fer.training import checkpoint as checkpoint_lib
-    from fer.training import state as state_lib
-    state_lib.create_model = training_fixtures.create_tiny_model
+    training_fixtures.install_stand_ins()
     die_after = int(os.environ.get("FER_TEST_DIE_AFTER_EPOCH", 0))
     save = checkpoint_lib.Checkpoints.save
     def save_then_die(self, epoch, *args, **kwargs):
@@ -105,9 +103,9 @@ def _run_two(argv, cwd):
     return logs
 
 
-def _params(workdir, monkeypatch):
-    monkeypatch.setattr(state_lib, "create_model", fx.create_tiny_model)
-    _, variables, _, _ = checkpoint_lib.load_model(workdir, "latest")
+def _params(workdir):
+    with fx.stand_ins():  # The tiny model, by name.
+        _, variables, _, _ = loading.load_model(workdir, "latest")
     return jax.tree.map(np.asarray, variables)
 
 
@@ -209,9 +207,9 @@ def test_two_processes_train_evaluate_and_export_once(two_processes):
 
 @pytest.mark.slow
 def test_two_processes_end_where_one_process_with_two_devices_ends(
-        one_process, two_processes, monkeypatch):
-    _assert_close(_params(two_processes[0], monkeypatch),
-                  _params(one_process, monkeypatch), rtol=1e-4, atol=1e-6)
+        one_process, two_processes):
+    _assert_close(_params(two_processes[0]),
+                  _params(one_process), rtol=1e-4, atol=1e-6)
     one = json.load(open(os.path.join(one_process, "report.json")))
     two = json.load(open(os.path.join(two_processes[0], "report.json")))
     assert one["confusion"] == two["confusion"]
@@ -233,7 +231,7 @@ def test_two_process_evaluation_equals_one_process(one_process, tmp_path):
 
 @pytest.mark.slow
 def test_killed_two_process_run_resumes_where_the_uninterrupted_one_ends(
-        two_processes, tmp_path, monkeypatch):
+        two_processes, tmp_path):
     workdir = str(tmp_path / "run")
     argv = [f"--workdir={workdir}", "--config.export_variants=()"] + SETTINGS
     procs = _start_two(argv, tmp_path, FER_TEST_DIE_AFTER_EPOCH="1")
@@ -250,5 +248,5 @@ def test_killed_two_process_run_resumes_where_the_uninterrupted_one_ends(
     logs = _run_two(argv, tmp_path)
     assert "epoch 2/2" in logs[0] and "epoch 1/2" not in logs[0]  # Resumed at epoch 2.
     assert [row["epoch"] for row in writers_lib.read_metrics(workdir)] == [1, 2]
-    _assert_close(_params(workdir, monkeypatch), _params(two_processes[0], monkeypatch),
+    _assert_close(_params(workdir), _params(two_processes[0]),
                   rtol=1e-6, atol=1e-7)

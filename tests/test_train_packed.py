@@ -11,6 +11,7 @@ import tarfile
 
 import pytest
 
+from fer import loading
 from fer.training import checkpoint as checkpoint_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,7 +50,7 @@ def test_train_packed_bundles_a_slim_run_that_loads(tmp_path):
     unpacked = str(tmp_path / "unpacked" / "tiny")
     assert {"config.json", "model.json", "report.json", "metrics.jsonl"} <= set(
         os.listdir(unpacked))
-    model, variables, spec, config_back = checkpoint_lib.load_model(unpacked, "latest")
+    model, variables, spec, config_back = loading.load_model(unpacked, "latest")
     assert spec.design == "xcao" and config_back.num_workers >= 1
     assert config_back.data_dir == "unused.npz"  # The run records where its data came from.
     checkpoints = checkpoint_lib.Checkpoints(unpacked, read_only=True)

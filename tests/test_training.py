@@ -1,6 +1,5 @@
 """Training loop on a tiny learnable fixture: learning, resume, NaN guard, load_model."""
 
-import contextlib
 import functools
 import json
 import os
@@ -14,6 +13,8 @@ import numpy as np
 import pytest
 
 import training_fixtures as fx
+from fer import loading
+from fer.data import input_pipeline
 from fer.training import checkpoint as checkpoint_lib
 from fer.training import state as state_lib
 from fer.training import train as train_lib
@@ -21,23 +22,11 @@ from fer.training import train as train_lib
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True)
-def tiny_model(monkeypatch):
-    monkeypatch.setattr(state_lib, "create_model", fx.create_tiny_model)
-
-
-_REAL_CREATE_MODEL = state_lib.create_model
-
-
-@contextlib.contextmanager
-def monkeypatch_real_create_model():
-    """The zoo's create_model for one block (the autouse fixture installs the tiny one)."""
-    tiny = state_lib.create_model
-    state_lib.create_model = _REAL_CREATE_MODEL
-    try:
+@pytest.fixture(scope="module", autouse=True)
+def stand_ins():
+    """The tiny model and dataset, registered by name (training_fixtures)."""
+    with fx.stand_ins():
         yield
-    finally:
-        state_lib.create_model = tiny
 
 
 def _config(**overrides):
@@ -49,11 +38,8 @@ def _config(**overrides):
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     """An uninterrupted 3-epoch run (with BN and dropout) shared by several tests."""
-    mp = pytest.MonkeyPatch()
-    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
     workdir = str(tmp_path_factory.mktemp("full"))
-    run = train_lib.train_and_evaluate(_config(), workdir, pipeline=fx.FakePipeline())
-    mp.undo()
+    run = train_lib.train_and_evaluate(_config(), workdir)
     return workdir, jax.device_get(run.state), run.history
 
 
@@ -103,7 +89,7 @@ def _tensorboard(workdir: str) -> tuple[dict[str, dict[int, float]], bytes]:
 def test_tensorboard_logs_train_every_log_step_and_val_every_epoch(tmp_path):
     """2 epochs of 8 steps, logged every 3 global steps (across the epoch boundary)."""
     config = _config(epochs=2, log_every_steps=3, schedule="cosine")
-    run = train_lib.train_and_evaluate(config, str(tmp_path), pipeline=fx.FakePipeline())
+    run = train_lib.train_and_evaluate(config, str(tmp_path))
     scalars, hparams = _tensorboard(str(tmp_path))
     schedule = state_lib.create_learning_rate_schedule(config, steps_per_epoch=8)
     assert sorted(scalars["train/learning_rate"]) == [3, 6, 9, 12, 15]
@@ -130,95 +116,25 @@ def test_killed_run_resumes_to_the_same_state(full_run, tmp_path):
 
     workdir = str(tmp_path)
     with pytest.raises(Killed):
-        train_lib.train_and_evaluate(_config(), workdir, pipeline=fx.FakePipeline(),
-                                     on_epoch_end=kill_after_first)
-    resumed = train_lib.train_and_evaluate(_config(), workdir, pipeline=fx.FakePipeline())
+        train_lib.train_and_evaluate(_config(), workdir, on_epoch_end=kill_after_first)
+    resumed = train_lib.train_and_evaluate(_config(), workdir)
     assert _leaves_equal(jax.device_get(resumed.state), uninterrupted)  # Bitwise.
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
 
 
-def _resume_config(**overrides):
-    """3 epochs of 6 steps on the real grain pipeline (augmented), mid-epoch saves every 2."""
-    return _config(**{**dict(dataset="demo", steps_per_epoch=6, augment=True,
-                             checkpoint_every_steps=2), **overrides})
-
-
-@pytest.fixture(scope="module")
-def uninterrupted_grain_run(tmp_path_factory):
-    run = train_lib.train_and_evaluate(_resume_config(checkpoint_every_steps=0),
-                                       str(tmp_path_factory.mktemp("grain_full")))
-    assert int(run.state.step) == 18
-    return jax.device_get(run.state)
-
-
-class Killed(Exception):
-    pass
-
-
-@pytest.mark.parametrize("kill_at, workers, resume_workers", [
-    (4, 0, 0),    # Mid-epoch 1: no epoch checkpoint yet; resumes across two boundaries.
-    (10, 2, 2),   # Mid-epoch 2: the step checkpoint is newer than epoch 1's.
-    (10, 0, 2),   # Resumed with workers: the saved state is 0 workers'; set by the step.
-])
-def test_run_killed_mid_epoch_resumes_bit_identical(uninterrupted_grain_run, tmp_path,
-                                                    monkeypatch, kill_at, workers,
-                                                    resume_workers):
-    save_step = checkpoint_lib.Checkpoints.save_step
-
-    def save_then_die(self, step, *args, **kwargs):
-        save_step(self, step, *args, **kwargs)
-        if step == kill_at:
-            raise Killed
-
-    workdir = str(tmp_path)
-    with monkeypatch.context() as m:
-        m.setattr(checkpoint_lib.Checkpoints, "save_step", save_then_die)
-        with pytest.raises(Killed):
-            train_lib.train_and_evaluate(_resume_config(num_workers=workers), workdir)
-    checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
-    assert checkpoints.steps.all_steps() == [kill_at]
-    assert checkpoints.epochs("latest") == ([1] if kill_at > 6 else [])
-    checkpoints.close()
-    resumed = train_lib.train_and_evaluate(_resume_config(num_workers=resume_workers),
-                                           workdir)
-    assert int(resumed.state.step) == 18
-    assert _leaves_equal(jax.device_get(resumed.state), uninterrupted_grain_run)  # Bitwise.
-    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
-
-
-def test_checkpoint_without_iterator_state_resumes_at_its_epoch(uninterrupted_grain_run,
-                                                                tmp_path):
-    """A checkpoint saved before 'data_iter' existed: the iterator is set by the step."""
-    def kill_after_first(epoch, _):
-        if epoch == 1:
-            raise Killed
-
-    workdir = str(tmp_path)
-    with pytest.raises(Killed):
-        train_lib.train_and_evaluate(_resume_config(checkpoint_every_steps=0), workdir,
-                                     on_epoch_end=kill_after_first)
-    saved = tmp_path / "checkpoints" / "latest" / "1" / checkpoint_lib.DATA_ITER
-    assert saved.is_dir()
-    for f in saved.iterdir():
-        f.unlink()
-    saved.rmdir()
-    resumed = train_lib.train_and_evaluate(_resume_config(checkpoint_every_steps=0), workdir)
-    assert _leaves_equal(jax.device_get(resumed.state), uninterrupted_grain_run)
-
-
 def test_load_model_gives_the_trained_variables(full_run):
     workdir, state, _ = full_run
-    model, variables, spec, config = checkpoint_lib.load_model(workdir, "latest")
+    model, variables, spec, config = loading.load_model(workdir, "latest")
     assert _leaves_equal(variables["params"], state.params)
     assert _leaves_equal(variables["batch_stats"], state.batch_stats)
     assert spec.design == "tiny" and spec.input_shape == (fx.SIZE, fx.SIZE, 1)
     assert config.model == "tiny"
     x = jnp.zeros((2, fx.SIZE, fx.SIZE, 1))
     assert model.apply(variables, x, train=False).shape == (2, 8)
-    _, best_vars, _, _ = checkpoint_lib.load_model(workdir)  # 'best'.
+    _, best_vars, _, _ = loading.load_model(workdir)  # 'best'.
     assert jax.tree.structure(best_vars) == jax.tree.structure(variables)
     with pytest.raises(FileNotFoundError, match="no config.json"):
-        checkpoint_lib.load_model(os.path.dirname(workdir) + "/nowhere")
+        loading.load_model(os.path.dirname(workdir) + "/nowhere")
 
 
 def test_slim_copy_loads_the_same_model_and_cannot_resume(full_run, tmp_path):
@@ -231,8 +147,8 @@ def test_slim_copy_loads_the_same_model_and_cannot_resume(full_run, tmp_path):
     assert written == [("best", source.epochs("best")[-1]), ("latest", 3)]
     source.close()
     for which in ("best", "latest"):
-        _, original, _, _ = checkpoint_lib.load_model(workdir, which)
-        _, copied, _, _ = checkpoint_lib.load_model(out, which)
+        _, original, _, _ = loading.load_model(workdir, which)
+        _, copied, _, _ = loading.load_model(out, which)
         assert _leaves_equal(original, copied)
     assert sorted(os.listdir(out)) == sorted(os.listdir(workdir))  # Every file of the run.
     restored, meta = checkpoint_lib.Checkpoints(out, read_only=True).restore("latest", state)
@@ -240,7 +156,7 @@ def test_slim_copy_loads_the_same_model_and_cannot_resume(full_run, tmp_path):
     assert all(not np.any(np.asarray(x)) for x in jax.tree.leaves(restored.opt_state))
     assert any(np.any(np.asarray(x)) for x in jax.tree.leaves(state.opt_state))
     with pytest.raises(ValueError, match="slim copy"):  # Zeroed Adam moments: no resume.
-        train_lib.train_and_evaluate(_config(epochs=4), out, pipeline=fx.FakePipeline())
+        train_lib.train_and_evaluate(_config(epochs=4), out)
     with pytest.raises(FileExistsError):
         slim.slim_copy(workdir, out)
     empty = tmp_path / "empty"
@@ -255,19 +171,18 @@ def test_slim_copy_loads_the_same_model_and_cannot_resume(full_run, tmp_path):
 def test_workdir_of_another_design_is_refused(full_run):
     workdir, _, _ = full_run
     with pytest.raises(ValueError, match=r"image_size: 8 -> 16.*new --workdir"):
-        train_lib.train_and_evaluate(_config(image_size=16), workdir,
-                                     pipeline=fx.FakePipeline())
+        train_lib.train_and_evaluate(_config(image_size=16), workdir)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     workdir = str(tmp_path)
     with pytest.raises(FloatingPointError, match=r"epoch 2.*epoch 1\) is kept"):
-        train_lib.train_and_evaluate(_config(), workdir,
-                                     pipeline=fx.FakePipeline(nan_from_epoch=1))
+        train_lib.train_and_evaluate(  # 8 steps per epoch: NaN from step 9 (epoch 2) on.
+            _config(model="tiny_diverging", model_kwargs={"nan_after_steps": 8}), workdir)
     checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
     assert checkpoints.epochs("latest") == [1]
     checkpoints.close()
-    _, variables, _, _ = checkpoint_lib.load_model(workdir, "latest")
+    _, variables, _, _ = loading.load_model(workdir, "latest")
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables))
 
 
@@ -305,9 +220,8 @@ def test_optimizer_and_schedule_choices():
         assert np.all(np.asarray(updates["w"]) < 0)
     with pytest.raises(ValueError, match="config.optimizer='rmsprop'"):
         state_lib.create_optimizer(_config(optimizer="rmsprop"), 10)
-    with monkeypatch_real_create_model():
-        with pytest.raises(ValueError, match="config.model='nope' is not a known design"):
-            state_lib.create_model(_config(model="nope"), 8)
+    with pytest.raises(ValueError, match="config.model='nope' is not a known design"):
+        state_lib.create_model(_config(model="nope"), 8)
     with pytest.raises(ValueError, match="multiple of the 2 devices"):
         train_lib.global_batch_size(_config(batch_size=33), num_devices=2)
 
@@ -330,11 +244,10 @@ def test_half_precision_step_computes_in_bfloat16_and_keeps_float32_params():
     """fer's own half-precision path: the zoo's model from config.half_precision."""
     config = _config(half_precision=True, model="resnet_fer_tiny",
                      model_kwargs={"widths": (4, 8), "blocks": (1, 1), "dropout_rate": 0.0})
-    with monkeypatch_real_create_model():
-        model = state_lib.create_model(config, 8)
+    model = state_lib.create_model(config, 8)
     tx = state_lib.create_optimizer(config, 1)
     state = state_lib.create_train_state(jax.random.PRNGKey(0), model, tx, (8, 8, 1))
-    batch = next(fx.FakePipeline().create_split(config, "train", train=True,
+    batch = next(input_pipeline.create_split(config, "train", train=True,
                                                 batch_size=32, seed=0))
     # Forward and backward convolutions run in bfloat16 on float32 parameters.
     step = functools.partial(train_lib.train_step, model=model, tx=tx)
@@ -357,14 +270,16 @@ TWO_DEVICES = textwrap.dedent("""
     sys.path[:0] = [{repo!r}, {tests!r}]
     import functools, jax, jax.numpy as jnp, numpy as np, optax
     import training_fixtures as fx
+    from fer.data import input_pipeline
     from fer.training import state as state_lib, train as train_lib
     assert jax.device_count() == 2, jax.devices()
     config = fx.tiny_config(model_kwargs={{"batch_norm": True, "dropout_rate": 0.0}})
-    model = fx.create_tiny_model(config, 8)
+    fx.install_stand_ins()
+    model = state_lib.create_model(config, 8)
     # SGD: Adam's first step is sign(g) * lr, which turns the round-off on the
     # conv bias (its gradient is exactly 0 in theory, BN follows) into +-lr.
     tx = optax.sgd(0.1)
-    batch = next(fx.FakePipeline().create_split(config, "train", train=True,
+    batch = next(input_pipeline.create_split(config, "train", train=True,
                                                 batch_size=32, seed=0))
     results = []
     for devices in (jax.devices()[:1], jax.devices()):

@@ -1,17 +1,22 @@
-"""Stand-ins for the training tests: a tiny model and a learnable in-memory set.
+"""Stand-ins for the training tests, registered by name: a tiny model and learnable sets.
 
-Class c of the FER+ label set is a bright square at a class-specific place on
-noise, so a linear model learns it in a few dozen steps. The pipeline has the
-contract of fer.data.input_pipeline (batches of image/label/target/mask, data
-order a function of (seed, epoch), last eval batch padded with mask 0, the
-config's preprocessing variant applied to uint8 pixels).
+The model "tiny" (fer.models' registry) is a conv + dense net that compiles in
+seconds; "tiny_diverging" is the same net turning its logits to NaN after a
+given number of training steps. The datasets "tiny", "tiny_val120" and
+"tiny_val200" (fer.data.sources' registry) are in-memory uint8 images where
+class c of the FER+ label set is a bright square at a class-specific place on
+noise, so a linear model learns it in a few dozen steps. They run through the
+real input pipeline (order, padding, preprocessing, sharding), so a config
+names them (`config.model`, `config.dataset`) and nothing is patched.
+`stand_ins()` registers them for a block; `install_stand_ins()` for a whole
+process (launch.py run in a subprocess).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-import types
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -19,11 +24,14 @@ import ml_collections
 import numpy as np
 
 from fer import labels as labels_lib
-from fer import spec as spec_lib
-from fer.data import preprocessing
+from fer import models
+from fer.data import sources
 
 LABEL_SET = labels_lib.FERPLUS
 SIZE = 8
+# Dataset name -> (train, validation, test) sizes.
+DATASETS = {"tiny": (256, 60, 40), "tiny_val120": (256, 120, 40),
+            "tiny_val200": (256, 200, 40)}
 
 
 class TinyNet(nn.Module):
@@ -45,12 +53,35 @@ class TinyNet(nn.Module):
         return nn.Dense(self.num_classes, dtype=self.dtype)(x)
 
 
-def create_tiny_model(config, num_classes):
-    """Mirrors fer.training.state.create_model for the tiny design."""
-    kwargs = dict(config.get("model_kwargs", {}) or {})
-    if config.get("half_precision", False):
-        kwargs.setdefault("dtype", jnp.bfloat16)
+class DivergingNet(nn.Module):
+    """TinyNet whose logits become NaN from training step `nan_after_steps` on.
+
+    The steps are counted in the 'batch_stats' collection (which the train step
+    carries from step to step), so a run diverges at a known epoch.
+    """
+
+    num_classes: int
+    nan_after_steps: int
+    dtype: object = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        logits = TinyNet(self.num_classes, batch_norm=False, dtype=self.dtype)(x, train)
+        steps = self.variable("batch_stats", "steps", lambda: jnp.zeros((), jnp.int32))
+        if train and not self.is_initializing():
+            steps.value += 1
+            logits = jnp.where(steps.value > self.nan_after_steps, jnp.nan, logits)
+        return logits
+
+
+def _tiny(*, num_classes: int, input_shape, **kwargs) -> nn.Module:
+    del input_shape  # Any size: the dense layer adapts.
     return TinyNet(num_classes=num_classes, **kwargs)
+
+
+def _diverging(*, num_classes: int, input_shape, **kwargs) -> nn.Module:
+    del input_shape
+    return DivergingNet(num_classes=num_classes, **kwargs)
 
 
 def make_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -61,67 +92,63 @@ def make_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return images
 
 
-class FakePipeline:
-    """In-memory fer.data.input_pipeline stand-in."""
+def split_arrays(seed_sizes: tuple[int, int, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{split: (uint8 images, labels)} of a tiny set."""
+    rng = np.random.default_rng(1234)
+    out = {}
+    for split, n in zip(("train", "validation", "test"), seed_sizes):
+        labels = rng.integers(0, LABEL_SET.num_classes, n).astype(np.int32)
+        out[split] = (np.rint(make_images(labels, rng) * 255).astype(np.uint8), labels)
+    return out
 
-    def __init__(self, num_train: int = 256, num_val: int = 60, num_test: int = 40,
-                 nan_from_epoch=None, step_sleep: float = 0.0):
-        rng = np.random.default_rng(1234)
-        k = LABEL_SET.num_classes
-        self.splits = {}
-        for split, n in (("train", num_train), ("validation", num_val),
-                         ("test", num_test)):
-            labels = rng.integers(0, k, n).astype(np.int32)
-            # On the uint8 grid, as real faces: preprocessing 'none' is then exactly
-            # the identity on them, so only a variant's own pixels can move a result.
-            images = spec_lib.normalise(np.round(make_images(labels, rng) * 255)
-                                        .astype(np.uint8))
-            self.splits[split] = (images, labels)
-        self.nan_from_epoch = nan_from_epoch
-        self.step_sleep = step_sleep  # Slows training so a test can kill it mid-run.
 
-    def get_dataset_info(self, config):
-        k = LABEL_SET.num_classes
-        return types.SimpleNamespace(
-            label_set=LABEL_SET,
-            num_examples={s: len(v[1]) for s, v in self.splits.items()},
-            class_counts={s: np.bincount(v[1], minlength=k) for s, v in self.splits.items()})
+def images(dataset: str, split: str) -> np.ndarray:
+    """A split's images as the pipeline feeds them (float in [0, 1], no preprocessing)."""
+    return split_arrays(DATASETS[dataset])[split][0].astype(np.float32) / 255
 
-    @staticmethod
-    def class_weights(counts):
-        counts = np.maximum(np.asarray(counts, np.float64), 1)
-        return counts.sum() / (len(counts) * counts)
 
-    def create_split(self, config, split, *, train, batch_size, seed, epoch=0,
-                     shard_index=None, shard_count=None):
-        if split not in self.splits:
-            raise ValueError(f"no split {split!r}; have {sorted(self.splits)}")
-        images, labels = self.splits[split]
-        variant = preprocessing.canonical_name(str(config.get("preprocessing", "none")))
-        if variant != "none":  # As the real pipeline: on uint8 pixels, then normalised.
-            images = np.stack([spec_lib.normalise(preprocessing.apply(
-                variant, np.round(x * 255).astype(np.uint8))) for x in images])
-        order = np.arange(len(labels))
-        if train:
-            order = np.random.default_rng([seed, epoch]).permutation(len(labels))
-        k = LABEL_SET.num_classes
-        stop = len(order) - len(order) % batch_size if train else len(order)
-        for start in range(0, stop, batch_size):
-            idx = order[start:start + batch_size]
-            image = images[idx].copy()
-            if self.nan_from_epoch is not None and train and epoch >= self.nan_from_epoch:
-                image[:] = np.nan
-            n = len(idx)
-            if train and self.step_sleep:
-                time.sleep(self.step_sleep)
-            batch = {"image": image, "label": labels[idx],
-                     "target": np.eye(k, dtype=np.float32)[labels[idx]],
-                     "mask": np.ones((n,), np.float32)}
-            if n < batch_size:  # Pad the last eval batch as the real pipeline does.
-                batch = {key: np.concatenate(
-                    [v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)])
-                    for key, v in batch.items()}
-            yield batch
+class SlowSource(sources.ArraySource):
+    """An ArraySource that takes `delay` seconds per record (a test can kill a run mid-way)."""
+
+    def __init__(self, images, labels, delay: float):
+        super().__init__(images, labels)
+        self.delay = delay
+
+    def __getitem__(self, index: int):
+        time.sleep(self.delay)
+        return super().__getitem__(index)
+
+
+def tiny_dataset(sizes: tuple[int, int, int], delay: float = 0.0) -> sources.Dataset:
+    splits = {}
+    for split, (x, y) in split_arrays(sizes).items():
+        source = SlowSource(x, y, delay) if delay else sources.ArraySource(x, y)
+        splits[split] = sources.Split(source, y)
+    return sources.Dataset(LABEL_SET, splits, "the tests' tiny set")
+
+
+def _register(delay: float = 0.0) -> list[tuple]:
+    added = []
+    for name, constructor in (("tiny", _tiny), ("tiny_diverging", _diverging)):
+        if name not in models.list_models():
+            models.register(name)(constructor)
+            added.append((models.unregister, name))
+    for name, sizes in DATASETS.items():
+        if name not in sources.names():
+            sources.register(name)(lambda config, sizes=sizes: tiny_dataset(sizes, delay))
+            added.append((sources.unregister, name))
+    return added
+
+
+@contextlib.contextmanager
+def stand_ins():
+    """The tiny model and datasets registered for a block (then removed again)."""
+    added = _register()
+    try:
+        yield
+    finally:
+        for unregister, name in added:
+            unregister(name)
 
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
@@ -130,6 +157,7 @@ def tiny_config(**overrides) -> ml_collections.ConfigDict:
     config = default.get_config()
     config.image_size = SIZE
     config.model = "tiny"
+    config.dataset = "tiny"
     config.batch_size = 32
     config.epochs = 3
     config.learning_rate = 3e-2
@@ -141,10 +169,8 @@ def tiny_config(**overrides) -> ml_collections.ConfigDict:
 
 
 def install_stand_ins() -> None:
-    """Routes fer.training to the tiny model and this pipeline (for launch.py runs)."""
-    from fer.training import state as state_lib
-    from fer.training import train as train_lib
+    """Registers the stand-ins for this process (launch.py run by a test).
 
-    pipeline = FakePipeline(step_sleep=float(os.environ.get("FER_TEST_STEP_SLEEP", 0)))
-    state_lib.create_model = create_tiny_model
-    train_lib.default_pipeline = lambda: pipeline
+    FER_TEST_STEP_SLEEP (seconds per training step of 32) slows the reads.
+    """
+    _register(delay=float(os.environ.get("FER_TEST_STEP_SLEEP", 0)) / 32)

@@ -67,24 +67,29 @@ def _decode(data: np.ndarray, ends: np.ndarray, shape: tuple[int, ...]) -> np.nd
     return images
 
 
+def _gray_hwc(image) -> np.ndarray:
+    image = np.asarray(image, np.uint8)
+    return image[..., None] if image.ndim == 2 else image
+
+
 def write(dataset: str, built, out: str, progress: bool = True) -> dict[str, Any]:
     """Writes every split of `built` (fer.data.builders.prepare) to `out`; returns the header."""
     import tqdm  # noqa: PLC0415
-
-    from fer.data import sources  # noqa: PLC0415
 
     arrays: dict[str, np.ndarray] = {}
     shapes = {}
     for split in built.splits:
         meta = built.metadata(split)
-        source = sources.TfdsSource(built.builder, split)
+        # The build's records as stored (fer.data.sources reads packs: no import back).
+        source = built.builder.as_data_source(split=split)
         images: list[np.ndarray] = []
         chunk = 2048
         with tqdm.tqdm(total=len(source), desc=f"pack {dataset}/{split}",
                        disable=not progress) as bar:
             for start in range(0, len(source), chunk):
-                records = source.read_many(range(start, min(start + chunk, len(source))))
-                images.extend(np.asarray(r["image"], np.uint8) for r in records)
+                records = source.__getitems__(list(range(start, min(start + chunk,
+                                                                    len(source)))))
+                images.extend(_gray_hwc(r["image"]) for r in records)
                 bar.update(len(records))
         if len({im.shape for im in images}) != 1:
             raise ValueError(f"{dataset}/{split} mixes image shapes; packs need one shape")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -271,7 +271,40 @@ class _ConcatSource:
 
 
 # ----------------------------------------------------------------------------
-# Loading a dataset by config.
+# Datasets by name: `config.dataset` is looked up here.
+
+Loader = Callable[[Any], Dataset]
+_DATASETS: dict[str, Loader] = {}
+
+
+def register(name: str) -> Callable[[Loader], Loader]:
+    """Decorator: `fn(config) -> Dataset` becomes the dataset `name` (tests add tiny ones).
+
+    `config` carries the fields fer.data.input_pipeline caches a dataset by
+    (dataset, data_dir, tfds_dir, image_size, affectnet_protocol, affectnet_reduced).
+    """
+    def wrap(fn: Loader) -> Loader:
+        if name in _DATASETS:
+            raise ValueError(f"dataset {name!r} is registered twice")
+        _DATASETS[name] = fn
+        return fn
+    return wrap
+
+
+def unregister(name: str) -> None:
+    _DATASETS.pop(name, None)
+
+
+def names() -> list[str]:
+    return list(_DATASETS)
+
+
+def load(config) -> Dataset:
+    """The splits of `config.dataset` (a registered name)."""
+    if config.dataset not in _DATASETS:
+        raise ValueError(f"unknown dataset {config.dataset!r}; expected one of {names()}")
+    return _DATASETS[config.dataset](config)
+
 
 def _demo(config) -> Dataset:
     from fer.data import demo_faces as demo  # noqa: PLC0415
@@ -284,11 +317,15 @@ def _demo(config) -> Dataset:
     return Dataset(demo.LABEL_SET, splits, "the demo dataset")
 
 
-def load(config) -> Dataset:
-    """The splits of `config.dataset`, building it first when it is a TFDS set not yet built."""
+@register("demo")
+def _load_demo_config(config) -> Dataset:
+    del config  # Embedded: nothing to read.
+    return _load_demo()
+
+
+def _load_built(config) -> Dataset:
+    """A pack, or a TFDS build (built first when it is not yet)."""
     name = config.dataset
-    if name == "demo":
-        return _load_demo()
     data_dir = str(config.data_dir)
     if pack_lib.is_pack(data_dir):  # A pack: no TFDS, no TensorFlow (fer.data.pack).
         return _load_pack(data_dir, name=name, protocol=str(config.affectnet_protocol),
@@ -299,6 +336,10 @@ def load(config) -> Dataset:
         name, data_dir=data_dir, tfds_dir=config.tfds_dir, image_size=int(config.image_size))
     return _splits_of_build(built, name=name, protocol=str(config.affectnet_protocol),
                             reduced=bool(config.affectnet_reduced))
+
+
+for _name in ("fer2013", "ferplus", "affectnet", "image_folder"):
+    register(_name)(_load_built)
 
 
 @functools.lru_cache(maxsize=1)

@@ -54,7 +54,7 @@ def load_members(workdirs: Sequence[str], which: str = "best"):
 
     if not workdirs:
         raise ValueError("an ensemble needs at least one member run")
-    loaded = [checkpoint_lib.load_model(w, which) for w in workdirs]
+    loaded = [checkpoint_lib.restore_model(w, which) for w in workdirs]
     specs = [spec for _, _, spec, _ in loaded]
     _same_contract(specs, workdirs)
     designs = [s.design for s in specs]
@@ -102,7 +102,7 @@ def combine_log_probs(log_probs: np.ndarray, mirror: bool, shifted: bool) -> np.
 
 
 def load(directory: str):
-    """(module, variables, spec, config) of an ensemble directory, like load_model."""
+    """(module, variables, spec, config) of an ensemble directory, like a run's (fer.loading)."""
     from fer.models import ensemble as ensemble_lib
     from fer.training import checkpoint as checkpoint_lib
 
@@ -115,7 +115,7 @@ def load(directory: str):
     return module, variables, spec_lib.ModelSpec.load(directory), config
 
 
-def member_log_probs(members, config, split: str, pipeline=None, shift_px: int = 0
+def member_log_probs(members, config, split: str, shift_px: int = 0
                      ) -> tuple[np.ndarray, np.ndarray]:
     """(labels (N,), log-probabilities (2, S, M, N, K)) of each member on each view.
 
@@ -124,56 +124,52 @@ def member_log_probs(members, config, split: str, pipeline=None, shift_px: int =
     """
     import jax
 
+    from fer.evaluation import evaluate as evaluate_lib
     from fer.models import ensemble as ensemble_lib
-
-    if pipeline is None:
-        from fer.data import input_pipeline as pipeline
 
     fns = [jax.jit(lambda x, m=m, v=v: jax.nn.log_softmax(m.apply(v, x, train=False)))
            for m, v in members]
-    labels, chunks = [], []
-    for batch in pipeline.create_split(config, split, train=False, batch_size=256,
-                                       seed=int(config.seed)):
-        keep = np.asarray(batch.get("mask", np.ones(len(batch["label"])))) > 0
-        x = np.asarray(batch["image"], np.float32)[keep]
-        labels.append(np.asarray(batch["label"])[keep])
+
+    def predict(batch):
+        x = np.asarray(batch["image"], np.float32)
         views = np.concatenate(ensemble_lib.inference_views(x, mirror=True, shift_px=shift_px))
-        # One call per member on all views at once (as Ensemble does), then (2, S, M, n, K).
+        # One call per member on all views at once (as Ensemble does), then (n, 2, S, M, K).
         out = np.stack([np.asarray(fn(views)) for fn in fns], axis=1)  # (V * n, M, K)
-        out = out.reshape(2, -1, len(x), len(fns), out.shape[-1]).transpose(0, 1, 3, 2, 4)
-        chunks.append(out)
-    return np.concatenate(labels), np.concatenate(chunks, axis=3)
+        return {"log_probs": out.reshape(2, -1, len(x), len(fns), out.shape[-1])
+                .transpose(2, 0, 1, 3, 4)}
+
+    rows = evaluate_lib.collect(predict, evaluate_lib.split_batches(
+        config, split, batch_size=256, sharded=False))
+    return rows["label"], rows["log_probs"].transpose(1, 2, 3, 0, 4)
 
 
 def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
          mirror: bool = True, shift_px: int = 0, variants: Sequence[str] = ("float32",),
          split: str | None = None, num_validation: int = 1000,
-         which: str = "latest", pipeline=None) -> dict[str, Any]:
+         which: str = "latest") -> dict[str, Any]:
     """Builds, scores and exports the ensemble of `workdirs` into `out_dir`.
 
     `which` checkpoint of each member: 'latest' (the end of its schedule, the
     default: no validation choice) or 'best' (best validation balanced accuracy).
     `shift_px` > 0 also averages over the views moved that many pixels each way.
     """
-    import jax
-
-    if pipeline is None:
-        from fer.data import input_pipeline as pipeline
+    from fer import models
+    from fer.data import input_pipeline
+    from fer.evaluation import evaluate as evaluate_lib
     from fer.evaluation import prior_correction as pc
     from fer.evaluation import report as report_lib
     from fer.export import tflite
     from fer.models import ensemble as ensemble_lib
-    from fer.training import train as train_lib
 
     members, spec, config = load_members(workdirs, which)
     split = split or config.eval_split
-    info = pipeline.get_dataset_info(config)
+    info = input_pipeline.get_dataset_info(config)
     counts = info.class_counts[config.train_split]
     log_prior = ensemble_lib.log_prior(counts)
 
     if shift_px < 0:
         raise ValueError(f"shift_px must be >= 0, got {shift_px}")
-    labels, log_probs = member_log_probs(members, config, split, pipeline, shift_px)
+    labels, log_probs = member_log_probs(members, config, split, shift_px)
     combined = combine_log_probs(log_probs, mirror, shifted=shift_px > 0)
     rows = pc.sweep(combined, labels, log_prior)
     if tau == "auto":
@@ -191,8 +187,8 @@ def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(config.to_json_best_effort(indent=2))
     out_spec.save(out_dir)
-    params = int(sum(x.size for x in jax.tree.leaves(variables["params"])))
-    summary = train_lib.evaluate(config, module, variables, split, pipeline=pipeline)
+    params = models.count_params(variables)["trainable"]
+    summary = evaluate_lib.evaluate_model(config, module, variables, split)
     summary.update(design=out_spec.design, params=params,
                    note=f"{len(members)} member(s), mirror {'on' if mirror else 'off'}, "
                         f"shifts {f'{shift_px} px' if shift_px else 'off'}, "
@@ -209,10 +205,9 @@ def make(workdirs: Sequence[str], out_dir: str, *, tau: float | str = "auto",
     with open(os.path.join(out_dir, ENSEMBLE_RECORD), "w") as f:
         json.dump(record, f, indent=2)
 
-    validation, validation_labels = tflite.split_faces(config, split, num_validation,
-                                                      pipeline=pipeline)
+    validation, validation_labels = tflite.split_faces(config, split, num_validation)
     calibration = (tflite.split_images(config, config.train_split,
-                                       tflite.MAX_CALIBRATION_IMAGES, pipeline=pipeline)
+                                       tflite.MAX_CALIBRATION_IMAGES)
                    if "int8" in variants else None)
     try:
         tflite.export(module, variables, out_spec, os.path.join(out_dir, tflite.EXPORT_DIRNAME),

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from fer import labels as labels_lib
 from fer import spec as spec_lib
 
 DEFAULT_FILENAME = "model.tflite"
@@ -169,41 +168,42 @@ class LiteRTClassifier:
         return [d["op_name"] for d in self._interpreter._get_ops_details()]  # pylint: disable=protected-access
 
 
+def predictor(classifier: LiteRTClassifier):
+    """fer.evaluation.evaluate's predictor of an exported model: padding rows are not run."""
+    from fer.evaluation import evaluate as evaluate_lib  # noqa: PLC0415 (JAX: not on phones)
+
+    def predict(batch):
+        keep = evaluate_lib.keep_mask(batch)
+        probs = np.zeros((len(keep), classifier.spec.num_classes), np.float32)
+        probs[keep] = classifier.predict_normalised(np.asarray(batch["image"])[keep])
+        return {"probs": probs}
+    return predict
+
+
+def split_probs(classifier: LiteRTClassifier, config, split: str,
+                limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 probabilities, labels) over a split's faces in order (the first `limit`)."""
+    from fer.evaluation import evaluate as evaluate_lib  # noqa: PLC0415
+
+    rows = evaluate_lib.collect(predictor(classifier), evaluate_lib.split_batches(
+        config, split, batch_size=256, sharded=False), limit=limit)
+    return rows["probs"].astype(np.float64), rows["label"]
+
+
 def evaluate_export(directory: str, config, split: str, *, variant: str | None = None,
-                    pipeline=None, num_threads: int = 1) -> dict[str, Any]:
+                    num_threads: int = 1) -> dict[str, Any]:
     """Scores an exported model on a dataset split (the report.json schema).
 
     Feeds the same input pipeline as training (float images in [0, 1]), so the
     numbers are directly comparable with the JAX model's report.
     """
-    from fer.evaluation import metrics as metrics_lib
-    if pipeline is None:
-        from fer.data import input_pipeline as pipeline
+    from fer.evaluation import evaluate as evaluate_lib  # noqa: PLC0415
 
     classifier = LiteRTClassifier(directory, num_threads=num_threads, variant=variant)
-    model_set = labels_lib.get_label_set(classifier.spec.label_set)
-    info = pipeline.get_dataset_info(config)
-    data_set = info.label_set
-    data_set = labels_lib.get_label_set(data_set) if isinstance(data_set, str) else data_set
-    convert = None
-    if data_set.canonical != model_set.canonical:  # Read through the shared classes.
-        def convert(probs):
-            return labels_lib.remap_probs(probs, model_set, data_set).astype(np.float32)
-    batches = pipeline.create_split(config, split, train=False,
-                                    batch_size=int(config.eval_batch_size) or 64,
-                                    seed=int(config.seed))
-    confusion, loss_sum, count, calibration = _score(classifier, batches,
-                                                     data_set.num_classes, convert)
-    if not count:
-        raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
-    summary = metrics_lib.summarize(confusion, list(data_set.labels), loss_sum / count,
-                                    calibration=calibration)
-    summary.update(design=classifier.spec.design, dataset=config.dataset, split=split,
-                   label_set=data_set.name, checkpoint=classifier.path,
-                   params=recorded_params(directory),
-                   skipped=getattr(info, "skipped", {}))
-    if convert is not None:
-        summary["label_mapping"] = labels_lib.shared_classes(model_set, data_set)
+    summary = evaluate_lib.evaluate(config, split, predictor(classifier),
+                                    model_label_set=classifier.spec.label_set, sharded=False)
+    summary.update(design=classifier.spec.design, checkpoint=classifier.path,
+                   params=recorded_params(directory))
     return summary
 
 
@@ -223,51 +223,3 @@ def recorded_params(directory: str) -> int | None:
         with open(report) as f:
             return json.load(f).get("params")
     return None
-
-
-def predict_batches(classifier: LiteRTClassifier, batches: Iterable[Mapping[str, np.ndarray]]):
-    """(kept-row mask, labels, probabilities, batch) per pipeline batch, padding dropped."""
-    for batch in batches:
-        keep = np.asarray(batch.get("mask", np.ones(len(batch["label"])))) > 0
-        probs = classifier.predict_normalised(np.asarray(batch["image"])[keep])
-        yield keep, np.asarray(batch["label"])[keep], probs, batch
-
-
-def split_probs(classifier: LiteRTClassifier, config, split: str, pipeline,
-                limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(float64 probabilities, labels) over a split's faces in order (the first `limit`)."""
-    probs, labels, seen = [], [], 0
-    batches = pipeline.create_split(config, split, train=False, batch_size=256,
-                                    seed=int(config.seed))
-    for _, batch_labels, batch_probs, _ in predict_batches(classifier, batches):
-        probs.append(batch_probs.astype(np.float64))
-        labels.append(batch_labels)
-        seen += len(batch_labels)
-        if limit is not None and seen >= limit:
-            break
-    if not probs:
-        raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
-    return np.concatenate(probs)[:limit], np.concatenate(labels)[:limit]
-
-
-def _score(classifier: LiteRTClassifier, batches: Iterable[Mapping[str, np.ndarray]],
-           num_classes: int, convert=None):
-    """Confusion, loss sum, count and calibration counts; `convert` maps the model's
-    probabilities onto the dataset's classes when their label sets differ."""
-    from fer.evaluation import metrics as metrics_lib
-
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    calibration = np.zeros((metrics_lib.ECE_BINS, 3))
-    loss_sum, count = 0.0, 0
-    for keep, labels, probs, batch in predict_batches(classifier, batches):
-        if convert is not None:
-            probs = convert(probs)
-        if "target" in batch:
-            targets = np.asarray(batch["target"], np.float32)[keep]
-        else:
-            targets = np.eye(num_classes, dtype=np.float32)[labels]
-        loss_sum += float(-(targets * np.log(np.clip(probs, 1e-7, 1.0))).sum())
-        np.add.at(confusion, (labels, probs.argmax(-1)), 1)
-        calibration += metrics_lib.calibration_counts(probs, labels)
-        count += int(keep.sum())
-    return confusion, loss_sum, count, calibration

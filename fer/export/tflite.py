@@ -362,32 +362,26 @@ def load_record(export_dir: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def split_faces(config, split: str, limit: int, *, pipeline=None,
+def split_faces(config, split: str, limit: int, *,
                 batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Up to `limit` (float images in [0, 1], integer labels) of one split, in the
     pipeline's eval order."""
-    if pipeline is None:
-        from fer.data import input_pipeline as pipeline
-    images, labels, count = [], [], 0
-    for batch in pipeline.create_split(config, split, train=False,
-                                       batch_size=batch_size, seed=int(config.seed)):
-        keep = np.asarray(batch.get("mask", np.ones(len(batch["image"])))) > 0
-        chosen = np.asarray(batch["image"], np.float32)[keep][:limit - count]
-        images.append(chosen)
-        labels.append(np.asarray(batch["label"], np.int64)[keep][:len(chosen)])
-        count += len(chosen)
-        if count >= limit:
-            break
-    if not count:
+    from fer.evaluation import evaluate as evaluate_lib  # noqa: PLC0415
+
+    try:
+        rows = evaluate_lib.collect(
+            lambda batch: {"image": np.asarray(batch["image"], np.float32)},
+            evaluate_lib.split_batches(config, split, batch_size=batch_size, sharded=False),
+            limit=limit)
+    except ValueError:
         raise ValueError(f"split {split!r} of dataset {config.dataset!r} gave no "
-                         "images to calibrate or validate the export with")
-    return np.concatenate(images), np.concatenate(labels)
+                         "images to calibrate or validate the export with") from None
+    return rows["image"], rows["label"].astype(np.int64)
 
 
-def split_images(config, split: str, limit: int, *, pipeline=None,
-                 batch_size: int = 256) -> np.ndarray:
+def split_images(config, split: str, limit: int, *, batch_size: int = 256) -> np.ndarray:
     """Up to `limit` float images in [0, 1] of one split, in the pipeline's eval order."""
-    return split_faces(config, split, limit, pipeline=pipeline, batch_size=batch_size)[0]
+    return split_faces(config, split, limit, batch_size=batch_size)[0]
 
 
 def export_trained(module, variables, spec: spec_lib.ModelSpec, config, out_dir: str,
@@ -421,8 +415,7 @@ def export_workdir(workdir: str, variants: Sequence[str] = ("float32",), *,
                    num_validation: int = 1000, which: str | int = "best",
                    out_dir: str | None = None,
                    max_accuracy_drop: float = MAX_ACCURACY_DROP,
-                   min_agreement: float = MIN_AGREEMENT,
-                   pipeline=None) -> str:
+                   min_agreement: float = MIN_AGREEMENT) -> str:
     """Exports a training run's checkpoint to `workdir/export/`; returns that directory.
 
     Calibration images come from the run's training split and comparison
@@ -432,13 +425,12 @@ def export_workdir(workdir: str, variants: Sequence[str] = ("float32",), *,
     """
     from fer.training import checkpoint as checkpoint_lib
 
-    module, variables, spec, config = checkpoint_lib.load_model(workdir, which)
+    module, variables, spec, config = checkpoint_lib.restore_model(workdir, which)
     calibration_images = None
     if "int8" in variants:
-        calibration_images = split_images(
-            config, config.train_split, calibration, pipeline=pipeline)
-    validation_images, validation_labels = split_faces(
-        config, config.eval_split, num_validation, pipeline=pipeline)
+        calibration_images = split_images(config, config.train_split, calibration)
+    validation_images, validation_labels = split_faces(config, config.eval_split,
+                                                       num_validation)
     out_dir = out_dir or os.path.join(workdir, EXPORT_DIRNAME)
     export(module, variables, spec, out_dir, variants=variants,
            calibration_images=calibration_images, validation_images=validation_images,

@@ -13,15 +13,8 @@ computation dtype (parameters always stay float32). See docs/models.md.
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-import flax.linen as nn
-import jax
-import numpy as np
-
-Constructor = Callable[..., nn.Module]
-
-_REGISTRY: dict[str, Constructor] = {}
+from fer.models.registry import (  # noqa: F401 (the package's API)
+    Constructor, count_params, create_model, list_models, register, unregister)
 
 # Table 5 of the seed: "Number of parameters" as Keras reports it (total,
 # including BatchNorm moving statistics), at 224x224x1 and 8 classes for the
@@ -35,57 +28,6 @@ SEED_PARAMS: dict[str, int] = {
     "inception_v3": 23_851_784,
     "mobilenet_v1": 4_253_864,
 }
-
-
-def register(name: str) -> Callable[[Constructor], Constructor]:
-    """Decorator: registers `fn(num_classes=, input_shape=, **kw) -> Module`."""
-
-    def wrap(fn: Constructor) -> Constructor:
-        if name in _REGISTRY:
-            raise ValueError(f"design {name!r} is registered twice")
-        _REGISTRY[name] = fn
-        return fn
-
-    return wrap
-
-
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def create_model(name: str, *, num_classes: int,
-                 input_shape: tuple[int, int, int], **kwargs: Any) -> nn.Module:
-    """The design `name` for `num_classes` outputs and NHWC `input_shape`."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown design {name!r}; known: {list_models()}")
-    shape = tuple(int(d) for d in input_shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(
-            f"input_shape must be (height, width, channels) with positive "
-            f"sizes, got {input_shape!r} for design {name!r}")
-    if int(num_classes) < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes!r}")
-    return _REGISTRY[name](num_classes=int(num_classes), input_shape=shape,
-                           **kwargs)
-
-
-def _size(tree: Any) -> int:
-    return int(sum(np.prod(x.shape, dtype=np.int64)
-                   for x in jax.tree_util.tree_leaves(tree)))
-
-
-def count_params(variables: Any) -> dict[str, int]:
-    """Counts of a variables dict (arrays or `jax.eval_shape` structs).
-
-    `trainable` is the `params` collection; `total` adds every other
-    collection (BatchNorm moving mean/variance): Keras' "Total params",
-    the figure the seed reports.
-    """
-    variables = dict(variables)
-    trainable = _size(variables.get("params", {}))
-    total = _size(variables)
-    return {"trainable": trainable, "non_trainable": total - trainable,
-            "total": total}
 
 
 # Importing the design modules fills the registry.

@@ -30,7 +30,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fer.models import layers, register
+from fer.models import layers
+from fer.models.registry import register
 
 
 class Baseline(nn.Module):

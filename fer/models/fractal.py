@@ -28,7 +28,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fer.models import layers, register
+from fer.models import layers
+from fer.models.registry import register
 from fer.models.xcao import ConvBlock
 
 

@@ -29,7 +29,8 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fer.models import layers, register
+from fer.models import layers
+from fer.models.registry import register
 
 
 class InceptionV3(nn.Module):

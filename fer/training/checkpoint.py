@@ -1,4 +1,7 @@
-"""Checkpoints of a run (orbax) and `load_model`, the way every consumer reads one.
+"""Checkpoints of a run (orbax): save, restore, and a run's model restored from them.
+
+fer.loading.load_model reads any model directory (a run, an ensemble) through
+`restore_model`; this module imports nothing above fer.training.
 
 Layout under the workdir:
   checkpoints/latest/<epoch>/  the last `keep` epoch-boundary states (for resuming)
@@ -207,19 +210,15 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return config
 
 
-def load_model(workdir: str, which: str | int = "best"):
-    """Rebuilds a trained model from its workdir.
+def restore_model(workdir: str, which: str | int = "best"):
+    """Rebuilds a trained model from a run's workdir.
 
     Returns (module, variables, spec, config): the Flax module, its variables
     ({'params'} plus {'batch_stats'} for designs with BatchNorm) on the first
     local device, the run's ModelSpec (labels, input shape, normalisation) and
     its config. `which` is 'best' (best validation balanced accuracy; falls back
     to the latest if the run never recorded one), 'latest', or an epoch number.
-    An ensemble directory (fer.export.ensemble) loads its members' best.
     """
-    if os.path.exists(os.path.join(workdir, "ensemble.json")):  # fer.export.ensemble
-        from fer.export import ensemble as ensemble_lib
-        return ensemble_lib.load(workdir)
     config = load_config(workdir)
     spec = spec_lib.ModelSpec.load(workdir)
     model, target = restore_target(config, spec)

@@ -6,12 +6,10 @@ batch is sharded on 'data', the state replicated, so XLA inserts the gradient
 all-reduce (today's replacement for pmap). Each host feeds its own shard of the
 data (one input shard per process).
 
-A run is a pure function of its config: data order and augmentation depend
-only on (seed, epoch, position), dropout on (seed, step), and checkpoints (at
-epoch ends, and every config.checkpoint_every_steps steps) hold the one training
-iterator's state, so a killed run started again with the same command resumes
-from its last checkpoint, mid-epoch too, and ends in exactly the state of an
-uninterrupted one.
+A run is a pure function of its config: data order depends only on
+(seed, epoch), dropout on (seed, step), and checkpoints are taken at epoch
+boundaries, so a killed run started again with the same command resumes from
+its last checkpoint and ends in exactly the state of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -34,7 +32,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fer import labels as labels_lib
 from fer import spec as spec_lib
-from fer.evaluation import metrics as metrics_lib
+from fer.data import input_pipeline
+from fer.evaluation import evaluate as evaluate_lib
+from fer.evaluation.evaluate import create_mesh, pad_batch, shard_batch  # Shared.
 from fer.training import checkpoint as checkpoint_lib
 from fer.training import state as state_lib
 from fer.training import writers as writers_lib
@@ -115,17 +115,6 @@ def model_variables(state: TrainState) -> dict[str, Any]:
     return variables
 
 
-def eval_step(variables: Mapping[str, Any], batch: Batch, *, model,
-              num_classes: int) -> dict[str, jax.Array]:
-    """Plain cross entropy sums and the batch's confusion matrix (eval mode)."""
-    logits = model.apply(variables, batch["image"], train=False)
-    metrics = _batch_metrics(logits, batch)
-    truth = jax.nn.one_hot(batch["label"], num_classes) * batch["mask"][:, None]
-    predicted = jax.nn.one_hot(jnp.argmax(logits, -1), num_classes)
-    metrics["confusion"] = truth.T @ predicted
-    return metrics
-
-
 # ----------------------------------------------------------------------------
 # Devices and batches.
 
@@ -180,12 +169,6 @@ def maybe_initialize_distributed(env: Mapping[str, str] | None = None) -> None:
     jax.distributed.initialize(**arguments)
 
 
-def create_mesh(devices: Iterable[jax.Device] | None = None) -> Mesh:
-    """One 'data' axis over all devices of all hosts."""
-    devices = list(jax.devices() if devices is None else devices)
-    return Mesh(np.array(devices), ("data",))
-
-
 def global_batch_size(config: ml_collections.ConfigDict,
                       num_devices: int | None = None) -> int:
     num_devices = jax.device_count() if num_devices is None else num_devices
@@ -196,43 +179,15 @@ def global_batch_size(config: ml_collections.ConfigDict,
     return size
 
 
-def pad_batch(batch: Batch, size: int) -> dict[str, np.ndarray]:
-    """Pads a short (last) batch to `size` examples with mask 0."""
-    batch = {k: np.asarray(v) for k, v in batch.items()}
-    n = len(batch["label"])
-    if "mask" not in batch:
-        batch["mask"] = np.ones((n,), np.float32)
-    if n == size:
-        return batch
-    if n > size:
-        raise ValueError(f"batch of {n} examples, expected at most {size}")
-    return {k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)])
-            for k, v in batch.items()}
-
-
-def shard_batch(batch: Batch, sharding: NamedSharding) -> dict[str, jax.Array]:
-    """This process's slice of a global batch -> one global sharded array per key."""
-    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-            for k, v in batch.items()}
-
-
-def replicate(tree, sharding: NamedSharding):
-    """Host (or one-device) arrays -> global arrays on every device of every process.
-
-    jax.device_put cannot reach another host's devices; every process holds the
-    whole value, so each fills its own devices from its copy.
-    """
-    def leaf(x):
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-    return jax.tree.map(leaf, tree)
-
-
 def compile_steps(model, tx, mesh: Mesh, num_classes: int,
                   class_weights: np.ndarray | None = None,
                   label_smoothing: float = 0.0
                   ) -> tuple[Callable, Callable]:
-    """jit-compiled (train_step, eval_step): batch sharded, state replicated."""
+    """jit-compiled (train_step, predict): batch sharded, state replicated.
+
+    predict is fer.evaluation.evaluate.compile_predict's: (variables, batch) ->
+    log-probabilities, labels and mask of the global batch on every process.
+    """
     data = NamedSharding(mesh, P("data"))
     replicated = NamedSharding(mesh, P())
     weights = None if class_weights is None else jnp.asarray(class_weights, jnp.float32)
@@ -241,10 +196,7 @@ def compile_steps(model, tx, mesh: Mesh, num_classes: int,
                           label_smoothing=label_smoothing),
         in_shardings=(replicated, data), out_shardings=(replicated, replicated),
         donate_argnums=0)
-    p_eval = jax.jit(
-        functools.partial(eval_step, model=model, num_classes=num_classes),
-        in_shardings=(replicated, data), out_shardings=replicated)
-    return p_train, p_eval
+    return p_train, evaluate_lib.compile_predict(model, mesh)
 
 
 # ----------------------------------------------------------------------------
@@ -255,67 +207,8 @@ def _label_set(info) -> labels_lib.LabelSet:
     return labels_lib.get_label_set(label_set) if isinstance(label_set, str) else label_set
 
 
-def run_evaluation(p_eval: Callable, variables: Mapping[str, Any],
-                   batches: Iterable[Batch], *, batch_size: int,
-                   sharding: NamedSharding, num_classes: int) -> dict[str, Any]:
-    """Loss, confusion matrix and count over every batch of one split."""
-    local_size = batch_size // jax.process_count()
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    loss_sum, count = 0.0, 0.0
-    for batch in batches:
-        out = jax.device_get(p_eval(variables, shard_batch(pad_batch(batch, local_size),
-                                                       sharding)))
-        confusion += np.rint(out["confusion"]).astype(np.int64)
-        loss_sum += float(out["loss_sum"])
-        count += float(out["count"])
-    return {"confusion": confusion,
-            "loss": loss_sum / count if count else float("nan"),
-            "count": int(round(count))}
-
-
-def eval_summary(result: Mapping[str, Any], labels) -> dict[str, Any]:
-    return metrics_lib.summarize(result["confusion"], list(labels), result["loss"])
-
-
-def evaluate(config: ml_collections.ConfigDict, model, variables: Mapping[str, Any],
-             split: str, *, pipeline=None) -> dict[str, Any]:
-    """Scores a model on any split the pipeline can read (report.json schema).
-
-    The split may be one training never saw (e.g. 'test' from a data_dir that
-    also holds a test folder); the label set comes from the dataset.
-    """
-    input_pipeline = pipeline or default_pipeline()
-    info = input_pipeline.get_dataset_info(config)
-    label_set = _label_set(info)
-    mesh = create_mesh()
-    replicated = NamedSharding(mesh, P())
-    batch_size = int(config.eval_batch_size) or global_batch_size(config)
-    _, p_eval = compile_steps(model, None, mesh, label_set.num_classes)
-    variables = replicate(dict(variables), replicated)
-    result = run_evaluation(
-        p_eval, variables, _split(input_pipeline, config, split, train=False,
-                                  batch_size=batch_size),
-        batch_size=batch_size, sharding=NamedSharding(mesh, P("data")),
-        num_classes=label_set.num_classes)
-    if not result["count"]:
-        raise ValueError(f"split {split!r} of dataset {config.dataset!r} is empty")
-    summary = eval_summary(result, label_set.labels)
-    summary.update(dataset=config.dataset, split=split, label_set=label_set.name)
-    return summary
-
-
-# ----------------------------------------------------------------------------
-# The loop.
-
-def default_pipeline():
-    """fer.data.input_pipeline: get_dataset_info, create_split, class_weights."""
-    from fer.data import input_pipeline
-    return input_pipeline
-
-
-def _split(pipeline, config, split: str, *, train: bool, batch_size: int,
-           epoch: int = 0):
-    return pipeline.create_split(
+def _split(config, split: str, *, train: bool, batch_size: int, epoch: int = 0):
+    return input_pipeline.create_split(
         config, split, train=train, batch_size=batch_size // jax.process_count(),
         seed=int(config.seed), epoch=epoch, shard_index=jax.process_index(),
         shard_count=jax.process_count())
@@ -376,8 +269,7 @@ def _check_finite(sums: Mapping[str, Any], *, epoch: int, step: int,
 
 def _train_epoch(p_train: Callable, state: TrainState, batches: Iterable[Batch], *,
                  batch_size: int, sharding: NamedSharding, progress, log_every: int,
-                 on_nan: Callable, on_log: Callable[[int, Mapping[str, float]], None],
-                 on_step: Callable[[int, TrainState], None] = lambda step, state: None,
+                 on_nan: Callable, on_log: Callable[[int, Mapping[str, float]], None]
                  ) -> tuple[TrainState, dict[str, Any] | None]:
     """Runs one epoch's steps; returns the state and the epoch's metric sums (host).
 
@@ -392,7 +284,6 @@ def _train_epoch(p_train: Callable, state: TrainState, batches: Iterable[Batch],
         state, metrics = p_train(state, shard_batch(pad_batch(batch, local_size), sharding))
         sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
         step += 1
-        on_step(step, state)  # E.g. a mid-epoch checkpoint.
         progress.update(batch_size)
         if step % max(1, log_every) == 0:
             host = jax.device_get(sums)
@@ -442,7 +333,6 @@ class TrainResult:
 def train_and_evaluate(
         config: ml_collections.ConfigDict, workdir: str, *,
         on_epoch_end: Callable[[int, TrainState], None] | None = None,
-        pipeline=None,
 ) -> TrainResult:
     """Trains `config.epochs` epochs (resuming from `workdir` if it has a checkpoint).
 
@@ -450,12 +340,9 @@ def train_and_evaluate(
     metrics.jsonl and TensorBoard, keeps the latest checkpoints and the best by
     validation balanced accuracy. `on_epoch_end(epoch, state)` runs after each
     epoch's checkpoint is saved (e.g. for early stopping by raising).
-    `pipeline` replaces fer.data.input_pipeline (anything with the same
-    get_dataset_info / create_split / class_weights functions).
     Returns the final state, the per-epoch history and the best epoch's variables
     and validation summary (TrainResult).
     """
-    input_pipeline = pipeline or default_pipeline()
     workdir = os.path.abspath(workdir)
     info = input_pipeline.get_dataset_info(config)
     label_set = _label_set(info)
@@ -494,20 +381,19 @@ def train_and_evaluate(
     p_train, p_eval = compile_steps(model, tx, mesh, num_classes, class_weights,
                                     float(config.label_smoothing))
 
+    def validate(variables) -> dict[str, Any]:
+        """The eval split's summary (fer.evaluation.evaluate, with the step compiled above)."""
+        predict = evaluate_lib.sharded_predict(p_eval, variables, mesh=mesh,
+                                               batch_size=eval_batch_size)
+        batches = evaluate_lib.split_batches(config, config.eval_split,
+                                             batch_size=eval_batch_size)
+        return evaluate_lib.summarize(evaluate_lib.score(predict, batches, num_classes),
+                                      label_set.labels)
+
     _check_same_run(config, workdir)
-
-    def train_iterator(start: int):
-        """The run's one iterator over its training batches (batch i: global step i)."""
-        return input_pipeline.create_train_iterator(
-            config, config.train_split, batch_size=batch_size // jax.process_count(),
-            seed=int(config.seed), steps_per_epoch=steps_per_epoch,
-            num_epochs=int(config.epochs), start=start, shard_index=jax.process_index(),
-            shard_count=jax.process_count())
-
     checkpoints = checkpoint_lib.Checkpoints(
         workdir, keep=int(config.keep_checkpoints))
-    start_epoch, start_step, best, best_loss = 0, 0, -np.inf, np.inf
-    data_start = 0  # The step the iterator started at (its saved states count from it).
+    start_epoch, best, best_loss = 0, -np.inf, np.inf
     restored = checkpoints.restore_latest(state)
     if restored is not None:
         state, meta = restored
@@ -515,16 +401,9 @@ def train_and_evaluate(
             raise ValueError(f"{workdir} is a slim copy (optimizer state zeroed, for "
                              "inference): it cannot be resumed; train from the original run")
         start_epoch, best = int(meta["epoch"]), float(meta["best_balanced_accuracy"])
-        start_step, data_start = int(meta["step"]), int(meta.get("data_start", 0))
         best_loss = float(meta.get("best_loss") or np.inf)
-        logging.info("Resumed from the checkpoint of step %d (epoch %d) in %s", start_step,
-                     start_epoch, checkpoints.directory)
-    train_iter = train_iterator(data_start)
-    if restored is not None and not checkpoints.restore_data_iter(train_iter):
-        # Saved before iterator states were, or by another worker count.
-        train_iter.close()
-        data_start = start_step
-        train_iter = train_iterator(data_start)
+        logging.info("Resumed from the checkpoint of epoch %d in %s", start_epoch,
+                     checkpoints.directory)
     _write_run_files(config, workdir, spec)
     writer = writers_lib.MetricWriter(workdir, resume_after_epoch=start_epoch,
                                       enabled=jax.process_index() == 0)
@@ -544,42 +423,27 @@ def train_and_evaluate(
                  start_epoch + 1, config.epochs)
     progress = writers_lib.progress_bar(
         total=int(config.epochs) * steps_per_epoch * batch_size,
-        initial=start_step * batch_size,
+        initial=start_epoch * steps_per_epoch * batch_size,
         enabled=bool(config.progress_bar) and jax.process_index() == 0)
     last_saved = start_epoch
     best_epoch, best_variables, best_summary = 0, None, None
     try:
         for epoch in range(start_epoch, int(config.epochs)):
             started = time.time()
-            # A run resumed mid-epoch finishes that epoch first.
-            done = start_step - epoch * steps_per_epoch if epoch == start_epoch else 0
-            batches = itertools.islice(train_iter, steps_per_epoch - done)
-            every_steps = int(config.checkpoint_every_steps)
-
-            def save_step(step: int, state: TrainState, epoch: int = epoch) -> None:
-                if every_steps and step % every_steps == 0 and step % steps_per_epoch:
-                    checkpoints.save_step(step, state, {
-                        "epoch": epoch, "step": step, "data_start": data_start,
-                        "best_balanced_accuracy": best if np.isfinite(best) else -1.0,
-                        "best_loss": best_loss if np.isfinite(best_loss) else None},
-                        train_iter)
+            batches = itertools.islice(_split(
+                config, config.train_split, train=True,
+                batch_size=batch_size, epoch=epoch), steps_per_epoch)
             state, train_sums = _train_epoch(
                 p_train, state, batches, batch_size=batch_size, sharding=data_sharding,
                 progress=progress, log_every=int(config.log_every_steps),
                 on_nan=functools.partial(_check_finite, epoch=epoch, last_good=last_saved,
                                          checkpoint_dir=checkpoints.directory),
-                on_log=log_train, on_step=save_step)
+                on_log=log_train)
             if train_sums is None:
                 raise ValueError(f"the {config.train_split!r} split gave no batches "
                                  f"in epoch {epoch + 1}")
             train_seconds = time.time() - started
-            result = run_evaluation(
-                p_eval, model_variables(state),
-                _split(input_pipeline, config, config.eval_split, train=False,
-                       batch_size=eval_batch_size),
-                batch_size=eval_batch_size, sharding=data_sharding,
-                num_classes=num_classes)
-            summary = eval_summary(result, label_set.labels)
+            summary = validate(model_variables(state))
             balanced, val_loss = summary["balanced_accuracy"], summary["loss"]
             # Ties (common on small validation sets) go to the lower loss.
             is_best = balanced is not None and (
@@ -605,14 +469,13 @@ def train_and_evaluate(
             history.append(row)
             if jax.process_index() == 0:
                 progress.write(_epoch_line(row, int(config.epochs), is_best))
-            meta = {"epoch": epoch + 1, "step": int(state.step), "data_start": data_start,
+            meta = {"epoch": epoch + 1, "step": int(state.step),
                     "best_balanced_accuracy": best if np.isfinite(best) else -1.0,
                     "best_loss": best_loss if np.isfinite(best_loss) else None,
                     "val_balanced_accuracy": balanced, "val_accuracy": summary["accuracy"]}
             every = max(1, int(config.checkpoint_every_epochs))
             if (epoch + 1) == int(config.epochs) or (epoch + 1) % every == 0 or is_best:
-                checkpoints.save(epoch + 1, state, meta, is_best=is_best,
-                                 data_iter=train_iter)
+                checkpoints.save(epoch + 1, state, meta, is_best=is_best)
                 last_saved = epoch + 1
             if on_epoch_end is not None:
                 checkpoints.wait()
@@ -624,21 +487,14 @@ def train_and_evaluate(
             restored = checkpoints.restore("best", state)
             best_state, best_epoch = ((restored[0], int(restored[1]["epoch"])) if restored
                                       else (state, max(start_epoch, int(config.epochs))))
-            result = run_evaluation(
-                p_eval, model_variables(best_state),
-                _split(input_pipeline, config, config.eval_split, train=False,
-                       batch_size=eval_batch_size),
-                batch_size=eval_batch_size, sharding=data_sharding,
-                num_classes=num_classes)
             best_variables = jax.device_get(model_variables(best_state))
-            best_summary = dict(eval_summary(result, label_set.labels),
+            best_summary = dict(validate(model_variables(best_state)),
                                 dataset=config.dataset, split=config.eval_split,
                                 label_set=label_set.name)
     finally:
         progress.close()
         writer.close()
         checkpoints.close()
-        train_iter.close()  # Its worker processes, if any.
     return TrainResult(state=state, history=history, model=model, spec=spec, info=info,
                        best_epoch=best_epoch, best_variables=best_variables,
                        best_summary=best_summary)

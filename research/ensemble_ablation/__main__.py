@@ -61,7 +61,7 @@ def ablation_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def measure(ensemble_dir: str, *, data_dir: str = "", pipeline=None) -> list[dict[str, Any]]:
+def measure(ensemble_dir: str, *, data_dir: str = "") -> list[dict[str, Any]]:
     """The ablation rows of an ensemble directory, its members run over its split."""
     from fer.models import ensemble as ensemble_model
 
@@ -71,7 +71,7 @@ def measure(ensemble_dir: str, *, data_dir: str = "", pipeline=None) -> list[dic
         config.data_dir = data_dir
     shift_px = record.get("shift_px", 0)
     labels, log_probs = ensemble_lib.member_log_probs(members, config, record["split"],
-                                                      pipeline, shift_px=shift_px)
+                                                      shift_px=shift_px)
     log_prior = np.asarray(ensemble_model.log_prior(record["train_counts"]))
     return ablation(labels, log_probs, log_prior, record["tau"], shift_px)
 
@@ -90,7 +90,7 @@ def markdown(record: Mapping[str, Any], report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None, pipeline=None) -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("ensemble_dir")
     parser.add_argument("--out", required=True,
@@ -108,8 +108,7 @@ def main(argv=None, pipeline=None) -> int:
     with open(paths["report.json"]) as f:
         report = json.load(f)
     if "ablation" not in record:
-        record["ablation"] = measure(args.ensemble_dir, data_dir=args.data_dir,
-                                     pipeline=pipeline)
+        record["ablation"] = measure(args.ensemble_dir, data_dir=args.data_dir)
     os.makedirs(args.out, exist_ok=True)
     text = markdown(record, report)
     with open(os.path.join(args.out, "ensemble.md"), "w") as f:

@@ -42,12 +42,12 @@ def _log(probs: np.ndarray) -> np.ndarray:
     return np.log(np.clip(probs, 1e-12, 1.0))
 
 
-def helper_probs(classifier, shift: np.ndarray | None, config, split: str, pipeline,
+def helper_probs(classifier, shift: np.ndarray | None, config, split: str,
                  limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The helper's probabilities over its own classes at tau 0, and the split's labels."""
     from fer.export import runtime
 
-    probs, labels = runtime.split_probs(classifier, config, split, pipeline, limit)
+    probs, labels = runtime.split_probs(classifier, config, split, limit)
     if shift is not None:  # Undo the shipped correction: log p + shift, renormalised.
         probs = np.exp(_log(probs) + shift)
         probs /= probs.sum(axis=1, keepdims=True)
@@ -71,8 +71,7 @@ def opinion(name: str, main_log: np.ndarray, helper_log: np.ndarray,
 
 
 def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
-            variant: str = "float32", marginal_faces: int | None = None,
-            pipeline=None) -> dict[str, Any]:
+            variant: str = "float32", marginal_faces: int | None = None) -> dict[str, Any]:
     """Everything the table and plot show, as one JSON-able record.
 
     Two readings of the helper: its classes mapped by name, and an adapter fitted
@@ -83,8 +82,6 @@ def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
     from fer.export import runtime
     from fer.training import checkpoint
 
-    if pipeline is None:
-        from fer.data import input_pipeline as pipeline
     config = checkpoint.load_config(run_dir)
     if data_dir:
         config.data_dir = data_dir
@@ -99,11 +96,11 @@ def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
     dst = labels_lib.get_label_set(main.spec.label_set)
     shift = helper_shift(helper_dir)
 
-    main_probs, labels = runtime.split_probs(main, config, split, pipeline)
-    helped, helper_labels = helper_probs(helper, shift, config, split, pipeline)
+    main_probs, labels = runtime.split_probs(main, config, split)
+    helped, helper_labels = helper_probs(helper, shift, config, split)
     if not np.array_equal(labels, helper_labels):
         raise RuntimeError("the split came back in another order for the helper")
-    train_helped, train_labels = helper_probs(helper, shift, config, train_split, pipeline,
+    train_helped, train_labels = helper_probs(helper, shift, config, train_split,
                                               marginal_faces)
     main_log = _log(main_probs)
     by_name = opinion("mapped by name", main_log,
@@ -173,7 +170,7 @@ def markdown(record: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None, pipeline=None) -> int:
+def main(argv=None) -> int:
     from fer.evaluation import prior_correction as pc
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -194,7 +191,7 @@ def main(argv=None, pipeline=None) -> int:
     if not os.path.exists(os.path.join(args.helper, spec_lib.SPEC_FILENAME)):
         parser.error(f"{args.helper} is not an exported model (no {spec_lib.SPEC_FILENAME})")
     record = measure(args.run, args.helper, data_dir=args.data_dir, variant=args.variant,
-                     marginal_faces=args.marginal_faces, pipeline=pipeline)
+                     marginal_faces=args.marginal_faces)
     os.makedirs(args.out, exist_ok=True)
     text = markdown(record)
     with open(os.path.join(args.out, "label_transfer.md"), "w") as f:

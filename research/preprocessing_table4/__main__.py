@@ -12,10 +12,9 @@ so the whole table can be run small; the table says when it was.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from benchmarks import latency
 
@@ -29,59 +28,32 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
-class LimitedPipeline:
-    """fer.data.input_pipeline with at most `limits[split]` examples per epoch.
+def limited(dataset: str, split: str, limit: int) -> str:
+    """The name of `dataset` with only the first `limit` examples of `split` (file order).
 
-    Training batches stop after limit // batch_size steps (a fresh random
-    subset every epoch: the split is shuffled); evaluation reads the first
-    `limit` examples in file order (the same ones for every variant).
+    Registered once in fer.data.sources, so that every variant is scored on the same
+    faces; the training images per epoch are capped by config.steps_per_epoch (a
+    fresh random subset every epoch: the split is shuffled).
     """
-
-    def __init__(self, base, limits: Mapping[str, int]):
-        self.base = base
-        self.limits = dict(limits)
-
-    def get_dataset_info(self, config):
-        info = self.base.get_dataset_info(config)
-        num = dict(info.num_examples)
-        for split, limit in self.limits.items():
-            if split in num:
-                num[split] = min(num[split], limit)
-        return _with(info, num_examples=num)
-
-    def class_weights(self, counts, power: float = 1.0):
-        return self.base.class_weights(counts, power)
-
-    def create_split(self, config, split, *, train, batch_size, **kw) -> Iterator[dict]:
-        limit = self.limits.get(split)
-        batches = self.base.create_split(config, split, train=train,
-                                         batch_size=batch_size, **kw)
-        if limit is None:
-            yield from batches
-            return
-        steps = limit // batch_size if train else math.ceil(limit / batch_size)
-        seen = 0
-        for i, batch in enumerate(batches):
-            if i >= steps:
-                break
-            if not train:  # Mask out examples beyond the limit in the last batch.
-                keep = max(0, min(batch_size, limit - seen))
-                batch = dict(batch)
-                batch["mask"] = batch["mask"].copy()
-                batch["mask"][keep:] = 0
-                seen += keep
-            yield batch
-
-
-def _with(info, **changes):
     import dataclasses
-    if dataclasses.is_dataclass(info):
-        return dataclasses.replace(info, **changes)
-    import copy
-    info = copy.copy(info)
-    for k, v in changes.items():
-        setattr(info, k, v)
-    return info
+    import types
+
+    import numpy as np
+
+    from fer.data import sources
+
+    name = f"{dataset}@{split}{limit}"
+    if name not in sources.names():
+        def load(config) -> sources.Dataset:
+            whole = sources.load(types.SimpleNamespace(**{**dict(config.items()),
+                                                          "dataset": dataset}))
+            part = whole.split(split)
+            first = sources.subset(part, np.arange(min(limit, len(part.labels))))
+            return dataclasses.replace(whole, splits={**whole.splits, split: first},
+                                       description=f"{whole.description}, the first "
+                                                   f"{limit} of {split}")
+        sources.register(name)(load)
+    return name
 
 
 def variant_config(base_config, overrides: Mapping[str, Any]):
@@ -92,14 +64,11 @@ def variant_config(base_config, overrides: Mapping[str, Any]):
     return config
 
 
-def run_variant(name: str, config, workdir: str, pipeline) -> dict[str, Any]:
-    from fer.training import checkpoint
+def run_variant(name: str, config, workdir: str) -> dict[str, Any]:
     from fer.training import train
 
     started = time.time()
-    train.train_and_evaluate(config, workdir, pipeline=pipeline)
-    module, variables, _, _ = checkpoint.load_model(workdir, "best")
-    summary = train.evaluate(config, module, variables, config.eval_split, pipeline=pipeline)
+    summary = train.train_and_evaluate(config, workdir).best_summary  # Its best checkpoint.
     return {"preprocessing": name, "image_size": int(config.image_size),
             "accuracy": summary["accuracy"], "loss": summary["loss"],
             "balanced_accuracy": summary["balanced_accuracy"],
@@ -149,7 +118,6 @@ def main(argv=None) -> int:
     if not flags.FLAGS.is_parsed():  # grain workers read absl flags.
         flags.FLAGS.mark_as_parsed()
     import configs.default as default_config
-    from fer.data import input_pipeline
 
     base = default_config.get_config()
     base.model = args.design
@@ -157,15 +125,14 @@ def main(argv=None) -> int:
     base.data_dir = args.data_dir
     base.epochs = args.epochs
     base.batch_size = args.batch_size
-    pipeline = input_pipeline
     if args.limit:
-        pipeline = LimitedPipeline(input_pipeline, {base.train_split: args.limit,
-                                                    base.eval_split: args.limit})
+        base.dataset = limited(args.dataset, base.eval_split, args.limit)
+        base.steps_per_epoch = max(1, args.limit // args.batch_size)
     rows = []
     for name in chosen:
         workdir = os.path.join(args.workdir_root, f"{args.design}_{args.dataset}_{name}")
         print(f"Training {args.design} with preprocessing {name} -> {workdir}", flush=True)
-        rows.append(run_variant(name, variant_config(base, known[name]), workdir, pipeline))
+        rows.append(run_variant(name, variant_config(base, known[name]), workdir))
     text = markdown(rows, dataset=args.dataset, epochs=args.epochs, limit=args.limit or None)
     latency.write_outputs(args.out, "preprocessing", text, rows,
                           {"design": args.design, "dataset": args.dataset,

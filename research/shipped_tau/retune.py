@@ -58,10 +58,10 @@ def rewrite_shift(data: bytes, old_shift: Sequence[float], new_shift: Sequence[f
     return data[:offset] + new + data[offset + len(new):]
 
 
-def split_log_probs(classifier: runtime.LiteRTClassifier, config, split: str,
-                    pipeline) -> tuple[np.ndarray, np.ndarray]:
+def split_log_probs(classifier: runtime.LiteRTClassifier, config, split: str
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """(log-probabilities, labels) of the model over every example of the split."""
-    probs, labels = runtime.split_probs(classifier, config, split, pipeline)
+    probs, labels = runtime.split_probs(classifier, config, split)
     return np.log(np.clip(probs, 1e-12, 1.0)), labels
 
 
@@ -76,18 +76,17 @@ def check_out_dir(model_dir: str, out_dir: str) -> None:
 
 
 def retune(model_dir: str, config, *, out_dir: str, tau: float | str = "auto",
-           split: str = "validation", pipeline=None, note: str = "") -> dict[str, Any]:
+           split: str = "validation", note: str = "") -> dict[str, Any]:
     """Chooses tau on `split`; writes the model with that correction to `out_dir`.
 
     Returns the copy's shipped.json. `out_dir` must lie outside `model_dir` and the
     shipped model; nothing is written there unless the rewritten file passes its check.
     """
+    from fer.data import input_pipeline
     from fer.evaluation import metrics as metrics_lib
     from fer.evaluation import prior_correction as pc
     from fer.models import ensemble as ensemble_lib
 
-    if pipeline is None:
-        from fer.data import input_pipeline as pipeline
     check_out_dir(model_dir, out_dir)
     record_path = os.path.join(model_dir, spec_lib.SHIPPED_RECORD)
     if not os.path.exists(record_path):
@@ -101,7 +100,7 @@ def retune(model_dir: str, config, *, out_dir: str, tau: float | str = "auto",
         raise ValueError(f"{model_dir} is not a prior-corrected ensemble (no run.ensemble.tau "
                          "in shipped.json)")
     old_tau = float(ensemble["tau"])
-    counts = pipeline.get_dataset_info(config).class_counts[config.train_split]
+    counts = input_pipeline.get_dataset_info(config).class_counts[config.train_split]
     if ensemble.get("train_counts") and list(ensemble["train_counts"]) != [int(c) for c in counts]:
         raise ValueError(f"the training counts of {config.dataset!r} ({list(counts)}) are not "
                          f"the ones the model was corrected with ({ensemble['train_counts']})")
@@ -109,7 +108,7 @@ def retune(model_dir: str, config, *, out_dir: str, tau: float | str = "auto",
     old_shift = np.asarray(ensemble_lib.prior_shift(counts, old_tau))
 
     classifier = runtime.LiteRTClassifier(model_dir, num_threads=2)
-    log_probs, labels = split_log_probs(classifier, config, split, pipeline)
+    log_probs, labels = split_log_probs(classifier, config, split)
     uncorrected = log_probs + old_shift  # The ensemble at tau 0, up to a constant.
     rows = pc.sweep(uncorrected, labels, log_prior)
     new_tau = pc.choose(rows)["tau"] if tau == "auto" else float(tau)
@@ -126,7 +125,7 @@ def retune(model_dir: str, config, *, out_dir: str, tau: float | str = "auto",
         shutil.copyfile(os.path.join(model_dir, spec_lib.SPEC_FILENAME),
                         os.path.join(scratch, spec_lib.SPEC_FILENAME))
         retuned = runtime.LiteRTClassifier(candidate, num_threads=2)
-        new_log_probs, _ = split_log_probs(retuned, config, split, pipeline)
+        new_log_probs, _ = split_log_probs(retuned, config, split)
         expected = np.exp(uncorrected - new_shift)
         expected /= expected.sum(axis=1, keepdims=True)
         delta = float(np.abs(np.exp(new_log_probs) - expected).max())

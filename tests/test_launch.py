@@ -155,11 +155,11 @@ def test_every_config_documents_a_command_whose_config_loads(name):
 
 def test_real_launch_on_demo_data(tmp_path):
     """The README's main command with the real zoo and demo set, cut to a few steps."""
-    workdir = tmp_path / "demo"
+    workdir = tmp_path / "runs" / "demo"  # The default --workdir, under the current one.
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     out = subprocess.run(
-        [sys.executable, os.path.join(REPO, "launch.py"), f"--workdir={workdir}",
-         "--config.epochs=1", "--config.steps_per_epoch=3", "--config.export_variants=()",
+        [sys.executable, os.path.join(REPO, "launch.py"), "--config.epochs=1",
+         "--config.steps_per_epoch=3", "--config.export_variants=()",
          "--config.progress_bar=False"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     output = out.stdout + out.stderr

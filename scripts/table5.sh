@@ -87,7 +87,7 @@ if [[ $mode == estimate ]]; then
         --config.steps_per_epoch="${ESTIMATE_STEPS:-10}" --config.export_variants="()" \
         ${flags[@]+"${flags[@]}"}
   done
-  echo "One row of --protocol $protocol (seeds: $seeds for ${multi//,/, }):"
+  echo "Per row of --protocol $protocol ($seeds seeds for ${multi//,/, }; one for the others):"
   "$PY" -m benchmarks.compare --runs "$at" --estimate "$epochs"
   exit 0
 fi

@@ -15,18 +15,14 @@ from benchmarks import per_label
 from fer import labels as labels_lib
 from fer.evaluation import metrics
 from fer.export import tflite
-from fer import loading
-from fer.data import input_pipeline
-from fer.evaluation import evaluate as evaluate_lib
+from fer.training import state as state_lib
 from fer.training import train as train_lib
 from research.preprocessing_table4 import __main__ as preprocessing
 
 
-@pytest.fixture(scope="module", autouse=True)
-def stand_ins():
-    """The tiny model and datasets, registered by name (training_fixtures)."""
-    with fx.stand_ins():
-        yield
+@pytest.fixture(autouse=True)
+def tiny_model(monkeypatch):
+    monkeypatch.setattr(state_lib, "create_model", fx.create_tiny_model)
 
 
 def _synthetic_report():
@@ -70,21 +66,26 @@ def test_per_label_errors(tmp_path):
 @pytest.fixture(scope="module")
 def trained_runs(tmp_path_factory):
     """runs/ with one tiny trained + exported run (and a folder that is not a run)."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
     root = tmp_path_factory.mktemp("runs")
     workdir = str(root / "tiny")
-    config = fx.tiny_config(epochs=2, dataset="tiny_val120")
-    train_lib.train_and_evaluate(config, workdir)
-    module, variables, _, config = loading.load_model(workdir)
-    summary = evaluate_lib.evaluate_model(config, module, variables, "validation")
+    pipeline = fx.FakePipeline(num_train=256, num_val=120)
+    config = fx.tiny_config(epochs=2)
+    train_lib.train_and_evaluate(config, workdir, pipeline=pipeline)
+    from fer.training import checkpoint
+    module, variables, _, config = checkpoint.load_model(workdir)
+    summary = train_lib.evaluate(config, module, variables, "validation", pipeline=pipeline)
     summary.update(design="tiny")
     with open(os.path.join(workdir, "report.json"), "w") as f:
         json.dump(summary, f)
     try:
-        tflite.export_workdir(workdir, ("float32", "int8"))
+        tflite.export_workdir(workdir, ("float32", "int8"), pipeline=pipeline)
     except tflite.Int8AgreementError:
         pass  # compare shows it as refused; the test below checks either way.
     (root / "notes").mkdir()
     yield str(root), workdir, summary
+    mp.undo()
 
 
 def test_find_workdirs_skips_non_runs(trained_runs):
@@ -115,7 +116,7 @@ def test_compare_table_and_plot(tmp_path, trained_runs, capsys):
     for entry in [row["jax_cpu"], *row["litert"].values()]:
         assert 0 < entry["ms_min"] <= entry["ms_median"] <= entry["ms_max"]
     run = os.path.basename(workdir)
-    assert (f"| {run} | tiny | tiny_val120/validation | {summary['num_examples']} | "
+    assert (f"| {run} | tiny | demo/validation | {summary['num_examples']} | "
             f"{100 * summary['accuracy']:.2f} |") in printed
     assert row["run"] == run and row["measured"] == time.strftime("%Y-%m-%d")
     assert "LiteRT int8 2T ms" in printed and "On ARM devices" not in printed
@@ -179,7 +180,8 @@ def test_rescore_scores_the_checkpoint_not_the_stale_report(tmp_path, trained_ru
     stale = {**summary, "accuracy": 0.01, "balanced_accuracy": 0.02, "num_examples": 5}
     with open(os.path.join(copy, "report.json"), "w") as f:
         json.dump(stale, f)
-    kwargs = dict(runs=50, warmup=1, threads=(1,), variants=("float32",), export=False)
+    kwargs = dict(runs=50, warmup=1, threads=(1,), variants=("float32",), export=False,
+                  pipeline=fx.FakePipeline(num_train=256, num_val=120))
     trusted = compare.benchmark_run(copy, **kwargs)
     assert (trusted["accuracy"], trusted["num_examples"], trusted["rescored"]) == (0.01, 5, False)
     fresh = compare.benchmark_run(copy, rescore=True, **kwargs)
@@ -193,26 +195,25 @@ def test_compare_needs_runs(tmp_path, usage_error):
         compare.main(["--runs", str(tmp_path), "--out", str(tmp_path / "o")])
 
 
-def test_limited_dataset_scores_the_first_faces_of_one_split():
-    name = preprocessing.limited("tiny", "validation", 50)
-    assert preprocessing.limited("tiny", "validation", 50) == name  # Registered once.
-    config = fx.tiny_config(dataset=name)
-    info = input_pipeline.get_dataset_info(config)
-    assert info.num_examples["validation"] == 50 and info.num_examples["train"] == 256
-    val = list(input_pipeline.create_split(config, "validation", train=False, batch_size=32,
-                                           seed=0))
+def test_limited_pipeline_caps_each_split():
+    base = fx.FakePipeline(num_train=256, num_val=60)
+    limited = preprocessing.LimitedPipeline(base, {"train": 100, "validation": 50})
+    config = fx.tiny_config()
+    info = limited.get_dataset_info(config)
+    assert info.num_examples["train"] == 100 and info.num_examples["validation"] == 50
+    train = list(limited.create_split(config, "train", train=True, batch_size=32, seed=0))
+    assert len(train) == 100 // 32
+    val = list(limited.create_split(config, "validation", train=False, batch_size=32, seed=0))
     assert sum(float(b["mask"].sum()) for b in val) == 50
-    whole = next(input_pipeline.create_split(fx.tiny_config(), "validation", train=False,
-                                             batch_size=32, seed=0))
-    np.testing.assert_array_equal(val[0]["label"], whole["label"])  # The first faces.
-    assert input_pipeline.get_dataset_info(fx.tiny_config()).num_examples["validation"] == 60
+    assert base.splits["validation"][1].size == 60  # The base is untouched.
 
 
 def test_preprocessing_rows_come_from_real_runs(tmp_path):
-    config = fx.tiny_config(epochs=1, steps_per_epoch=4,
-                            dataset=preprocessing.limited("tiny", "validation", 40))
+    pipeline = preprocessing.LimitedPipeline(fx.FakePipeline(), {"train": 128,
+                                                                "validation": 40})
+    config = fx.tiny_config(epochs=1)
     rows = [preprocessing.run_variant(name, preprocessing.variant_config(config, overrides),
-                                      str(tmp_path / name))
+                                      str(tmp_path / name), pipeline)
             for name, overrides in (("none", {}), ("equalize", {"preprocessing": "equalize"}))]
     for row in rows:
         assert row["num_examples"] == 40 and 0 <= row["accuracy"] <= 1
@@ -230,3 +231,83 @@ def test_preprocessing_cli_validates_arguments(usage_error):
         preprocessing.main(["--epochs", "1"])  # No --data_dir for fer2013.
     with usage_error(r"unknown variants \['sharpen'\]"):
         preprocessing.main(["--dataset", "demo", "--variants", "sharpen"])
+
+
+def _table5_row(design, seed, accuracy, *, protocol="table5", faces=3191, ms=1.0):
+    """A compare.json row of a configs/table5.py run, as benchmark_run writes it."""
+    return {"run": design + (f"_seed{seed}" if seed else ""), "design": design, "seed": seed,
+            "protocol": protocol, "recipe": f"configs/table5.py:model={design},"
+                                            f"protocol={protocol},seed={seed}",
+            "dataset": "ferplus", "split": "validation", "num_examples": faces,
+            "accuracy": accuracy, "balanced_accuracy": accuracy - 0.1, "loss": 1.0,
+            "params": 1000, "sizes": {"int8": 2048}, "agreement": {}, "refused": [],
+            "litert": {"float32@1": {"ms_median": ms}, "int8@1": {"ms_median": ms / 2}},
+            "train_seconds": 5400.0, "images_per_second": 300.0, "trained_on": "cpu",
+            "per_label": {"neutral": 100 * accuracy, "contempt": 0.0}}
+
+
+def test_recipe_is_the_argument_string_and_every_override_joins_the_protocol():
+    import configs
+    from configs import table5
+
+    config = configs.load(table5.spec("xcao", "thesis", 2))
+    assert compare.recipe(config) == {"protocol": "thesis", "seed": 2,
+                                      "recipe": "configs/table5.py:model=xcao,protocol=thesis,seed=2"}
+    config.data_dir, config.num_workers = "/data/ferplus.npz", 3  # Where, not what: no change.
+    assert compare.recipe(config)["protocol"] == "thesis"
+    config.steps_per_epoch, config.learning_rate = 2, 0.01
+    smoke = compare.recipe(config)
+    assert smoke["protocol"] == "thesis + learning_rate=0.01 + steps_per_epoch=2"
+    assert smoke["recipe"].endswith("seed=2 --config.learning_rate=0.01 --config.steps_per_epoch=2")
+    assert compare.recipe(configs.load("seed_designs:model=xcao"))["protocol"] == ""
+
+
+def test_protocols_never_share_a_table_and_one_protocol_needs_the_same_faces():
+    rows = [_table5_row("xcao", 0, 0.7), _table5_row("xcao", 0, 0.6, protocol="thesis"),
+            {**_table5_row("xcao", 0, 0.5), "protocol": ""}]
+    groups = compare.protocol_groups(rows)
+    assert list(groups) == ["", "table5", "thesis"]
+    assert [len(g) for g in groups.values()] == [1, 1, 1]
+    with pytest.raises(ValueError, match=r"'table5'.*different faces.*mobilenet_v1: "
+                                         r"ferplus/validation 3396.*--rescore"):
+        compare.protocol_groups(rows + [_table5_row("mobilenet_v1", 0, 0.5, faces=3396)])
+
+
+def test_protocol_table_pools_seeds_beside_the_thesis_and_names_the_best():
+    rows = [_table5_row("resnet_fer_tiny", 0, 0.80, ms=0.3),
+            *(_table5_row("xcao", s, a, ms=0.7) for s, a in ((0, 0.70), (1, 0.72), (2, 0.74))),
+            _table5_row("baseline", 0, 0.60)]
+    text = compare.protocol_markdown("table5", rows)
+    lines = text.splitlines()
+    assert "`table5` (ferplus / validation, 3,191 faces)" in lines[0]
+    table = [l for l in lines if l.startswith("| ") and "thesis acc." not in l and "---" not in l]
+    # configs/table5.py's order: the thesis's designs, then ours.
+    assert [l.split(" | ")[0] for l in table[:3]] == ["| baseline", "| xcao", "| resnet_fer_tiny"]
+    assert table[1].startswith("| xcao | 68.61 | 1,000 | 0,1,2 | 72.00 ± 2.00 | 62.00 ± 2.00 | "
+                               "1.50 h | 300 | cpu | 2.0 | 0.700 | 0.350 | 3,191 | "
+                               "`configs/table5.py:model=xcao,protocol=table5,seed=0|1|2` |")
+    assert table[2].startswith("| resnet_fer_tiny | - | 1,000 | 0 | 80.00 | 70.00 |")
+    assert ("Best of the thesis's designs: xcao (72.00% accuracy, 62.00% balanced); best of "
+            "ours: resnet_fer_tiny (80.00%, 70.00%): +8.00 points of accuracy and +8.00 of "
+            "balanced accuracy, at 0.300 ms against 0.700 ms.") in text
+    assert "| xcao | 72.0 | 0.0 |" in text  # Table 7: per label, mean over seeds.
+    assert "| xcao2, thesis Table 7 (AffectNet, 25K test faces) | 81 | 0 |" in text
+
+
+def test_training_record_and_the_estimate_from_measured_speed(tmp_path):
+    import configs
+
+    epochs = [(1, 50.0, 20.0), (2, 200.0, 5.2), (2, 100.0, 9.0), (3, 200.0, 5.2)]  # 2 resumed.
+    (tmp_path / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e, "step": 10 * e, "images_per_second": ips, "epoch_seconds": s})
+        + "\n" for e, ips, s in epochs) + json.dumps({"note": 1}) + "\n")
+    (tmp_path / "report.json").write_text(json.dumps({"hardware": {"device_kind": "cpu"},
+                                                      "split_sizes": {"train": 28_000}}))
+    config = configs.load("table5:model=xcao")  # Global batch 64: 640 images in 10 steps.
+    record = compare.training_record(str(tmp_path), config)
+    assert record == {"epochs_trained": 3, "train_seconds": 34.2, "images_per_second": 100.0,
+                      "eval_seconds": pytest.approx(2.6), "train_images": 640,
+                      "epoch_images": 27_968, "trained_on": "cpu"}  # 437 whole batches.
+    assert compare.estimate_seconds(record, 30) == pytest.approx(30 * (279.68 + 2.6))
+    assert "| run | cpu | 100 | 27,968 | 2.6 | 2.35 h |" in compare.estimate_markdown(
+        [{"run": "run", **record}], 30)

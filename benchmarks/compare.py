@@ -107,24 +107,22 @@ def ensure_export(workdir: str, variants: Sequence[str], allow: bool) -> dict[st
 
 
 def benchmark_run(workdir: str, *, runs: int, warmup: int, threads: Sequence[int],
-                  variants: Sequence[str], export: bool, rescore: bool = False,
-                  pipeline=None) -> dict[str, Any]:
+                  variants: Sequence[str], export: bool, rescore: bool = False
+                  ) -> dict[str, Any]:
+    from fer import loading, models
+    from fer.evaluation import evaluate as evaluate_lib
     from fer.export import tflite
-    from fer.training import checkpoint
 
     with open(os.path.join(workdir, "report.json")) as f:
         report = json.load(f)
-    module, variables, spec, config = checkpoint.load_model(workdir, "best")
+    module, variables, spec, config = loading.load_model(workdir, "best")
     if rescore:
-        from fer.training import train as train_lib
-
-        fresh = train_lib.evaluate(config, module, variables,
-                                   report.get("split") or config.eval_split, pipeline=pipeline)
+        fresh = evaluate_lib.evaluate_model(config, module, variables,
+                                            report.get("split") or config.eval_split)
         report = {**report, **{k: fresh[k] for k in ("num_examples", "accuracy",
                                                      "balanced_accuracy", "loss", "labels",
                                                      "confusion")}}
-    import jax
-    params = int(sum(x.size for x in jax.tree.leaves(variables["params"])))
+    params = models.count_params(variables)["trainable"]
     record = ensure_export(workdir, variants, export)
     export_dir = os.path.join(workdir, tflite.EXPORT_DIRNAME)
     row: dict[str, Any] = {
@@ -220,8 +218,7 @@ def training_record(workdir: str, config) -> dict[str, Any]:
 
     images_per_second: the median over epochs of the training steps' throughput (the
     compile counts in the first epoch only); eval_seconds: the median rest of an epoch
-    (validation, checkpoints); train_images: images per epoch as trained (global batch x
-    steps); epoch_images: those of a whole pass over the training split.
+    (validation, checkpoints); train_images: images per epoch (global batch x steps).
     """
     epochs: dict[int, Mapping[str, Any]] = {}
     path = os.path.join(workdir, "metrics.jsonl")
@@ -232,21 +229,17 @@ def training_record(workdir: str, config) -> dict[str, Any]:
                 if entry.get("epoch") and entry.get("images_per_second"):
                     epochs[int(entry["epoch"])] = entry  # A resumed epoch: its last run.
     with open(os.path.join(workdir, "report.json")) as f:
-        report = json.load(f)
-    hardware, split_sizes = report.get("hardware") or {}, report.get("split_sizes") or {}
+        hardware = json.load(f).get("hardware") or {}
     batch_size = int(config.batch_size) or (int(config.per_device_batch_size)
                                             * int(hardware.get("devices") or 1))
     record: dict[str, Any] = {"epochs_trained": len(epochs), "train_seconds": None,
                               "images_per_second": None, "eval_seconds": None,
-                              "train_images": None, "epoch_images": None,
-                              "trained_on": hardware.get("device_kind")}
+                              "train_images": None, "trained_on": hardware.get("device_kind")}
     if epochs:
         rows = list(epochs.values())
         images = rows[-1]["step"] // rows[-1]["epoch"] * batch_size  # Same steps each epoch.
-        full = split_sizes.get("train")
         record.update(
             train_seconds=sum(r["epoch_seconds"] for r in rows), train_images=images,
-            epoch_images=full // batch_size * batch_size if full else images,
             images_per_second=statistics.median(r["images_per_second"] for r in rows),
             eval_seconds=statistics.median(
                 max(0.0, r["epoch_seconds"] - images / r["images_per_second"]) for r in rows))
@@ -254,10 +247,10 @@ def training_record(workdir: str, config) -> dict[str, Any]:
 
 
 def estimate_seconds(row: Mapping[str, Any], epochs: int) -> float | None:
-    """What `epochs` whole epochs of a run like `row` take at its measured img/s."""
+    """What `epochs` epochs of a run like `row` take at its measured img/s."""
     if not row.get("images_per_second"):
         return None
-    return epochs * (row["epoch_images"] / row["images_per_second"] + row["eval_seconds"])
+    return epochs * (row["train_images"] / row["images_per_second"] + row["eval_seconds"])
 
 
 def _ms(entry: Mapping[str, Any] | None) -> str:
@@ -449,7 +442,7 @@ def estimate_markdown(rows: Sequence[Mapping[str, Any]], epochs: int) -> str:
         seconds = estimate_seconds(r, epochs)
         lines.append(f"| {run_name(r)} | {r.get('trained_on') or '-'} | "
                      + ("- | - | - | unmeasured |" if seconds is None else
-                        f"{r['images_per_second']:.0f} | {r['epoch_images']:,} | "
+                        f"{r['images_per_second']:.0f} | {r['train_images']:,} | "
                         f"{r['eval_seconds']:.1f} | {_duration(seconds)} |"))
     return "\n".join(lines)
 

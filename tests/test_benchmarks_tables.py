@@ -15,14 +15,18 @@ from benchmarks import per_label
 from fer import labels as labels_lib
 from fer.evaluation import metrics
 from fer.export import tflite
-from fer.training import state as state_lib
+from fer import loading
+from fer.data import input_pipeline
+from fer.evaluation import evaluate as evaluate_lib
 from fer.training import train as train_lib
 from research.preprocessing_table4 import __main__ as preprocessing
 
 
-@pytest.fixture(autouse=True)
-def tiny_model(monkeypatch):
-    monkeypatch.setattr(state_lib, "create_model", fx.create_tiny_model)
+@pytest.fixture(scope="module", autouse=True)
+def stand_ins():
+    """The tiny model and datasets, registered by name (training_fixtures)."""
+    with fx.stand_ins():
+        yield
 
 
 def _synthetic_report():
@@ -66,26 +70,21 @@ def test_per_label_errors(tmp_path):
 @pytest.fixture(scope="module")
 def trained_runs(tmp_path_factory):
     """runs/ with one tiny trained + exported run (and a folder that is not a run)."""
-    mp = pytest.MonkeyPatch()
-    mp.setattr(state_lib, "create_model", fx.create_tiny_model)
     root = tmp_path_factory.mktemp("runs")
     workdir = str(root / "tiny")
-    pipeline = fx.FakePipeline(num_train=256, num_val=120)
-    config = fx.tiny_config(epochs=2)
-    train_lib.train_and_evaluate(config, workdir, pipeline=pipeline)
-    from fer.training import checkpoint
-    module, variables, _, config = checkpoint.load_model(workdir)
-    summary = train_lib.evaluate(config, module, variables, "validation", pipeline=pipeline)
+    config = fx.tiny_config(epochs=2, dataset="tiny_val120")
+    train_lib.train_and_evaluate(config, workdir)
+    module, variables, _, config = loading.load_model(workdir)
+    summary = evaluate_lib.evaluate_model(config, module, variables, "validation")
     summary.update(design="tiny")
     with open(os.path.join(workdir, "report.json"), "w") as f:
         json.dump(summary, f)
     try:
-        tflite.export_workdir(workdir, ("float32", "int8"), pipeline=pipeline)
+        tflite.export_workdir(workdir, ("float32", "int8"))
     except tflite.Int8AgreementError:
         pass  # compare shows it as refused; the test below checks either way.
     (root / "notes").mkdir()
     yield str(root), workdir, summary
-    mp.undo()
 
 
 def test_find_workdirs_skips_non_runs(trained_runs):
@@ -116,7 +115,7 @@ def test_compare_table_and_plot(tmp_path, trained_runs, capsys):
     for entry in [row["jax_cpu"], *row["litert"].values()]:
         assert 0 < entry["ms_min"] <= entry["ms_median"] <= entry["ms_max"]
     run = os.path.basename(workdir)
-    assert (f"| {run} | tiny | demo/validation | {summary['num_examples']} | "
+    assert (f"| {run} | tiny | tiny_val120/validation | {summary['num_examples']} | "
             f"{100 * summary['accuracy']:.2f} |") in printed
     assert row["run"] == run and row["measured"] == time.strftime("%Y-%m-%d")
     assert "LiteRT int8 2T ms" in printed and "On ARM devices" not in printed
@@ -180,8 +179,7 @@ def test_rescore_scores_the_checkpoint_not_the_stale_report(tmp_path, trained_ru
     stale = {**summary, "accuracy": 0.01, "balanced_accuracy": 0.02, "num_examples": 5}
     with open(os.path.join(copy, "report.json"), "w") as f:
         json.dump(stale, f)
-    kwargs = dict(runs=50, warmup=1, threads=(1,), variants=("float32",), export=False,
-                  pipeline=fx.FakePipeline(num_train=256, num_val=120))
+    kwargs = dict(runs=50, warmup=1, threads=(1,), variants=("float32",), export=False)
     trusted = compare.benchmark_run(copy, **kwargs)
     assert (trusted["accuracy"], trusted["num_examples"], trusted["rescored"]) == (0.01, 5, False)
     fresh = compare.benchmark_run(copy, rescore=True, **kwargs)
@@ -195,25 +193,26 @@ def test_compare_needs_runs(tmp_path, usage_error):
         compare.main(["--runs", str(tmp_path), "--out", str(tmp_path / "o")])
 
 
-def test_limited_pipeline_caps_each_split():
-    base = fx.FakePipeline(num_train=256, num_val=60)
-    limited = preprocessing.LimitedPipeline(base, {"train": 100, "validation": 50})
-    config = fx.tiny_config()
-    info = limited.get_dataset_info(config)
-    assert info.num_examples["train"] == 100 and info.num_examples["validation"] == 50
-    train = list(limited.create_split(config, "train", train=True, batch_size=32, seed=0))
-    assert len(train) == 100 // 32
-    val = list(limited.create_split(config, "validation", train=False, batch_size=32, seed=0))
+def test_limited_dataset_scores_the_first_faces_of_one_split():
+    name = preprocessing.limited("tiny", "validation", 50)
+    assert preprocessing.limited("tiny", "validation", 50) == name  # Registered once.
+    config = fx.tiny_config(dataset=name)
+    info = input_pipeline.get_dataset_info(config)
+    assert info.num_examples["validation"] == 50 and info.num_examples["train"] == 256
+    val = list(input_pipeline.create_split(config, "validation", train=False, batch_size=32,
+                                           seed=0))
     assert sum(float(b["mask"].sum()) for b in val) == 50
-    assert base.splits["validation"][1].size == 60  # The base is untouched.
+    whole = next(input_pipeline.create_split(fx.tiny_config(), "validation", train=False,
+                                             batch_size=32, seed=0))
+    np.testing.assert_array_equal(val[0]["label"], whole["label"])  # The first faces.
+    assert input_pipeline.get_dataset_info(fx.tiny_config()).num_examples["validation"] == 60
 
 
 def test_preprocessing_rows_come_from_real_runs(tmp_path):
-    pipeline = preprocessing.LimitedPipeline(fx.FakePipeline(), {"train": 128,
-                                                                "validation": 40})
-    config = fx.tiny_config(epochs=1)
+    config = fx.tiny_config(epochs=1, steps_per_epoch=4,
+                            dataset=preprocessing.limited("tiny", "validation", 40))
     rows = [preprocessing.run_variant(name, preprocessing.variant_config(config, overrides),
-                                      str(tmp_path / name), pipeline)
+                                      str(tmp_path / name))
             for name, overrides in (("none", {}), ("equalize", {"preprocessing": "equalize"}))]
     for row in rows:
         assert row["num_examples"] == 40 and 0 <= row["accuracy"] <= 1
@@ -301,13 +300,12 @@ def test_training_record_and_the_estimate_from_measured_speed(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(
         json.dumps({"epoch": e, "step": 10 * e, "images_per_second": ips, "epoch_seconds": s})
         + "\n" for e, ips, s in epochs) + json.dumps({"note": 1}) + "\n")
-    (tmp_path / "report.json").write_text(json.dumps({"hardware": {"device_kind": "cpu"},
-                                                      "split_sizes": {"train": 28_000}}))
-    config = configs.load("table5:model=xcao")  # Global batch 64: 640 images in 10 steps.
+    (tmp_path / "report.json").write_text(json.dumps({"hardware": {"device_kind": "cpu"}}))
+    config = configs.load("table5:model=xcao")  # Global batch 64: 640 images an epoch.
     record = compare.training_record(str(tmp_path), config)
     assert record == {"epochs_trained": 3, "train_seconds": 34.2, "images_per_second": 100.0,
                       "eval_seconds": pytest.approx(2.6), "train_images": 640,
-                      "epoch_images": 27_968, "trained_on": "cpu"}  # 437 whole batches.
-    assert compare.estimate_seconds(record, 30) == pytest.approx(30 * (279.68 + 2.6))
-    assert "| run | cpu | 100 | 27,968 | 2.6 | 2.35 h |" in compare.estimate_markdown(
+                      "trained_on": "cpu"}
+    assert compare.estimate_seconds(record, 30) == pytest.approx(30 * (6.4 + 2.6))
+    assert "| run | cpu | 100 | 640 | 2.6 | 4.5 min |" in compare.estimate_markdown(
         [{"run": "run", **record}], 30)

@@ -122,6 +122,75 @@ def test_killed_run_resumes_to_the_same_state(full_run, tmp_path):
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
 
 
+def _resume_config(**overrides):
+    """3 epochs of 6 steps on the real grain pipeline (augmented), mid-epoch saves every 2."""
+    return _config(**{**dict(dataset="demo", steps_per_epoch=6, augment=True,
+                             checkpoint_every_steps=2), **overrides})
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_grain_run(tmp_path_factory):
+    run = train_lib.train_and_evaluate(_resume_config(checkpoint_every_steps=0),
+                                       str(tmp_path_factory.mktemp("grain_full")))
+    assert int(run.state.step) == 18
+    return jax.device_get(run.state)
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kill_at, workers, resume_workers", [
+    (4, 0, 0),    # Mid-epoch 1: no epoch checkpoint yet; resumes across two boundaries.
+    (10, 2, 2),   # Mid-epoch 2: the step checkpoint is newer than epoch 1's.
+    (10, 0, 2),   # Resumed with workers: the saved state is 0 workers'; set by the step.
+])
+def test_run_killed_mid_epoch_resumes_bit_identical(uninterrupted_grain_run, tmp_path,
+                                                    monkeypatch, kill_at, workers,
+                                                    resume_workers):
+    save_step = checkpoint_lib.Checkpoints.save_step
+
+    def save_then_die(self, step, *args, **kwargs):
+        save_step(self, step, *args, **kwargs)
+        if step == kill_at:
+            raise Killed
+
+    workdir = str(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint_lib.Checkpoints, "save_step", save_then_die)
+        with pytest.raises(Killed):
+            train_lib.train_and_evaluate(_resume_config(num_workers=workers), workdir)
+    checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
+    assert checkpoints.steps.all_steps() == [kill_at]
+    assert checkpoints.epochs("latest") == ([1] if kill_at > 6 else [])
+    checkpoints.close()
+    resumed = train_lib.train_and_evaluate(_resume_config(num_workers=resume_workers),
+                                           workdir)
+    assert int(resumed.state.step) == 18
+    assert _leaves_equal(jax.device_get(resumed.state), uninterrupted_grain_run)  # Bitwise.
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+
+
+def test_checkpoint_without_iterator_state_resumes_at_its_epoch(uninterrupted_grain_run,
+                                                                tmp_path):
+    """A checkpoint saved before 'data_iter' existed: the iterator is set by the step."""
+    def kill_after_first(epoch, _):
+        if epoch == 1:
+            raise Killed
+
+    workdir = str(tmp_path)
+    with pytest.raises(Killed):
+        train_lib.train_and_evaluate(_resume_config(checkpoint_every_steps=0), workdir,
+                                     on_epoch_end=kill_after_first)
+    saved = tmp_path / "checkpoints" / "latest" / "1" / checkpoint_lib.DATA_ITER
+    assert saved.is_dir()
+    for f in saved.iterdir():
+        f.unlink()
+    saved.rmdir()
+    resumed = train_lib.train_and_evaluate(_resume_config(checkpoint_every_steps=0), workdir)
+    assert _leaves_equal(jax.device_get(resumed.state), uninterrupted_grain_run)
+
+
 def test_load_model_gives_the_trained_variables(full_run):
     workdir, state, _ = full_run
     model, variables, spec, config = loading.load_model(workdir, "latest")

@@ -6,10 +6,12 @@ batch is sharded on 'data', the state replicated, so XLA inserts the gradient
 all-reduce (today's replacement for pmap). Each host feeds its own shard of the
 data (one input shard per process).
 
-A run is a pure function of its config: data order depends only on
-(seed, epoch), dropout on (seed, step), and checkpoints are taken at epoch
-boundaries, so a killed run started again with the same command resumes from
-its last checkpoint and ends in exactly the state of an uninterrupted one.
+A run is a pure function of its config: data order and augmentation depend
+only on (seed, epoch, position), dropout on (seed, step), and checkpoints (at
+epoch ends, and every config.checkpoint_every_steps steps) hold the one training
+iterator's state, so a killed run started again with the same command resumes
+from its last checkpoint, mid-epoch too, and ends in exactly the state of an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -207,13 +209,6 @@ def _label_set(info) -> labels_lib.LabelSet:
     return labels_lib.get_label_set(label_set) if isinstance(label_set, str) else label_set
 
 
-def _split(config, split: str, *, train: bool, batch_size: int, epoch: int = 0):
-    return input_pipeline.create_split(
-        config, split, train=train, batch_size=batch_size // jax.process_count(),
-        seed=int(config.seed), epoch=epoch, shard_index=jax.process_index(),
-        shard_count=jax.process_count())
-
-
 def model_spec(config: ml_collections.ConfigDict,
                label_set: labels_lib.LabelSet) -> spec_lib.ModelSpec:
     return spec_lib.ModelSpec.for_label_set(
@@ -269,7 +264,8 @@ def _check_finite(sums: Mapping[str, Any], *, epoch: int, step: int,
 
 def _train_epoch(p_train: Callable, state: TrainState, batches: Iterable[Batch], *,
                  batch_size: int, sharding: NamedSharding, progress, log_every: int,
-                 on_nan: Callable, on_log: Callable[[int, Mapping[str, float]], None]
+                 on_nan: Callable, on_log: Callable[[int, Mapping[str, float]], None],
+                 on_step: Callable[[int, TrainState], None] = lambda step, state: None,
                  ) -> tuple[TrainState, dict[str, Any] | None]:
     """Runs one epoch's steps; returns the state and the epoch's metric sums (host).
 
@@ -284,6 +280,7 @@ def _train_epoch(p_train: Callable, state: TrainState, batches: Iterable[Batch],
         state, metrics = p_train(state, shard_batch(pad_batch(batch, local_size), sharding))
         sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
         step += 1
+        on_step(step, state)  # E.g. a mid-epoch checkpoint.
         progress.update(batch_size)
         if step % max(1, log_every) == 0:
             host = jax.device_get(sums)
@@ -391,9 +388,19 @@ def train_and_evaluate(
                                       label_set.labels)
 
     _check_same_run(config, workdir)
+
+    def train_iterator(start: int):
+        """The run's one iterator over its training batches (batch i: global step i)."""
+        return input_pipeline.create_train_iterator(
+            config, config.train_split, batch_size=batch_size // jax.process_count(),
+            seed=int(config.seed), steps_per_epoch=steps_per_epoch,
+            num_epochs=int(config.epochs), start=start, shard_index=jax.process_index(),
+            shard_count=jax.process_count())
+
     checkpoints = checkpoint_lib.Checkpoints(
         workdir, keep=int(config.keep_checkpoints))
-    start_epoch, best, best_loss = 0, -np.inf, np.inf
+    start_epoch, start_step, best, best_loss = 0, 0, -np.inf, np.inf
+    data_start = 0  # The step the iterator started at (its saved states count from it).
     restored = checkpoints.restore_latest(state)
     if restored is not None:
         state, meta = restored
@@ -401,9 +408,16 @@ def train_and_evaluate(
             raise ValueError(f"{workdir} is a slim copy (optimizer state zeroed, for "
                              "inference): it cannot be resumed; train from the original run")
         start_epoch, best = int(meta["epoch"]), float(meta["best_balanced_accuracy"])
+        start_step, data_start = int(meta["step"]), int(meta.get("data_start", 0))
         best_loss = float(meta.get("best_loss") or np.inf)
-        logging.info("Resumed from the checkpoint of epoch %d in %s", start_epoch,
-                     checkpoints.directory)
+        logging.info("Resumed from the checkpoint of step %d (epoch %d) in %s", start_step,
+                     start_epoch, checkpoints.directory)
+    train_iter = train_iterator(data_start)
+    if restored is not None and not checkpoints.restore_data_iter(train_iter):
+        # Saved before iterator states were, or by another worker count.
+        train_iter.close()
+        data_start = start_step
+        train_iter = train_iterator(data_start)
     _write_run_files(config, workdir, spec)
     writer = writers_lib.MetricWriter(workdir, resume_after_epoch=start_epoch,
                                       enabled=jax.process_index() == 0)
@@ -423,22 +437,31 @@ def train_and_evaluate(
                  start_epoch + 1, config.epochs)
     progress = writers_lib.progress_bar(
         total=int(config.epochs) * steps_per_epoch * batch_size,
-        initial=start_epoch * steps_per_epoch * batch_size,
+        initial=start_step * batch_size,
         enabled=bool(config.progress_bar) and jax.process_index() == 0)
     last_saved = start_epoch
     best_epoch, best_variables, best_summary = 0, None, None
     try:
         for epoch in range(start_epoch, int(config.epochs)):
             started = time.time()
-            batches = itertools.islice(_split(
-                config, config.train_split, train=True,
-                batch_size=batch_size, epoch=epoch), steps_per_epoch)
+            # A run resumed mid-epoch finishes that epoch first.
+            done = start_step - epoch * steps_per_epoch if epoch == start_epoch else 0
+            batches = itertools.islice(train_iter, steps_per_epoch - done)
+            every_steps = int(config.checkpoint_every_steps)
+
+            def save_step(step: int, state: TrainState, epoch: int = epoch) -> None:
+                if every_steps and step % every_steps == 0 and step % steps_per_epoch:
+                    checkpoints.save_step(step, state, {
+                        "epoch": epoch, "step": step, "data_start": data_start,
+                        "best_balanced_accuracy": best if np.isfinite(best) else -1.0,
+                        "best_loss": best_loss if np.isfinite(best_loss) else None},
+                        train_iter)
             state, train_sums = _train_epoch(
                 p_train, state, batches, batch_size=batch_size, sharding=data_sharding,
                 progress=progress, log_every=int(config.log_every_steps),
                 on_nan=functools.partial(_check_finite, epoch=epoch, last_good=last_saved,
                                          checkpoint_dir=checkpoints.directory),
-                on_log=log_train)
+                on_log=log_train, on_step=save_step)
             if train_sums is None:
                 raise ValueError(f"the {config.train_split!r} split gave no batches "
                                  f"in epoch {epoch + 1}")
@@ -469,13 +492,14 @@ def train_and_evaluate(
             history.append(row)
             if jax.process_index() == 0:
                 progress.write(_epoch_line(row, int(config.epochs), is_best))
-            meta = {"epoch": epoch + 1, "step": int(state.step),
+            meta = {"epoch": epoch + 1, "step": int(state.step), "data_start": data_start,
                     "best_balanced_accuracy": best if np.isfinite(best) else -1.0,
                     "best_loss": best_loss if np.isfinite(best_loss) else None,
                     "val_balanced_accuracy": balanced, "val_accuracy": summary["accuracy"]}
             every = max(1, int(config.checkpoint_every_epochs))
             if (epoch + 1) == int(config.epochs) or (epoch + 1) % every == 0 or is_best:
-                checkpoints.save(epoch + 1, state, meta, is_best=is_best)
+                checkpoints.save(epoch + 1, state, meta, is_best=is_best,
+                                 data_iter=train_iter)
                 last_saved = epoch + 1
             if on_epoch_end is not None:
                 checkpoints.wait()
@@ -495,6 +519,7 @@ def train_and_evaluate(
         progress.close()
         writer.close()
         checkpoints.close()
+        train_iter.close()  # Its worker processes, if any.
     return TrainResult(state=state, history=history, model=model, spec=spec, info=info,
                        best_epoch=best_epoch, best_variables=best_variables,
                        best_summary=best_summary)

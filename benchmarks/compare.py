@@ -218,7 +218,8 @@ def training_record(workdir: str, config) -> dict[str, Any]:
 
     images_per_second: the median over epochs of the training steps' throughput (the
     compile counts in the first epoch only); eval_seconds: the median rest of an epoch
-    (validation, checkpoints); train_images: images per epoch (global batch x steps).
+    (validation, checkpoints); train_images: images per epoch as trained (global batch x
+    steps); epoch_images: those of a whole pass over the training split.
     """
     epochs: dict[int, Mapping[str, Any]] = {}
     path = os.path.join(workdir, "metrics.jsonl")
@@ -229,17 +230,21 @@ def training_record(workdir: str, config) -> dict[str, Any]:
                 if entry.get("epoch") and entry.get("images_per_second"):
                     epochs[int(entry["epoch"])] = entry  # A resumed epoch: its last run.
     with open(os.path.join(workdir, "report.json")) as f:
-        hardware = json.load(f).get("hardware") or {}
+        report = json.load(f)
+    hardware, split_sizes = report.get("hardware") or {}, report.get("split_sizes") or {}
     batch_size = int(config.batch_size) or (int(config.per_device_batch_size)
                                             * int(hardware.get("devices") or 1))
     record: dict[str, Any] = {"epochs_trained": len(epochs), "train_seconds": None,
                               "images_per_second": None, "eval_seconds": None,
-                              "train_images": None, "trained_on": hardware.get("device_kind")}
+                              "train_images": None, "epoch_images": None,
+                              "trained_on": hardware.get("device_kind")}
     if epochs:
         rows = list(epochs.values())
         images = rows[-1]["step"] // rows[-1]["epoch"] * batch_size  # Same steps each epoch.
+        full = split_sizes.get("train")
         record.update(
             train_seconds=sum(r["epoch_seconds"] for r in rows), train_images=images,
+            epoch_images=full // batch_size * batch_size if full else images,
             images_per_second=statistics.median(r["images_per_second"] for r in rows),
             eval_seconds=statistics.median(
                 max(0.0, r["epoch_seconds"] - images / r["images_per_second"]) for r in rows))
@@ -247,10 +252,10 @@ def training_record(workdir: str, config) -> dict[str, Any]:
 
 
 def estimate_seconds(row: Mapping[str, Any], epochs: int) -> float | None:
-    """What `epochs` epochs of a run like `row` take at its measured img/s."""
+    """What `epochs` whole epochs of a run like `row` take at its measured img/s."""
     if not row.get("images_per_second"):
         return None
-    return epochs * (row["train_images"] / row["images_per_second"] + row["eval_seconds"])
+    return epochs * (row["epoch_images"] / row["images_per_second"] + row["eval_seconds"])
 
 
 def _ms(entry: Mapping[str, Any] | None) -> str:
@@ -442,7 +447,7 @@ def estimate_markdown(rows: Sequence[Mapping[str, Any]], epochs: int) -> str:
         seconds = estimate_seconds(r, epochs)
         lines.append(f"| {run_name(r)} | {r.get('trained_on') or '-'} | "
                      + ("- | - | - | unmeasured |" if seconds is None else
-                        f"{r['images_per_second']:.0f} | {r['train_images']:,} | "
+                        f"{r['images_per_second']:.0f} | {r['epoch_images']:,} | "
                         f"{r['eval_seconds']:.1f} | {_duration(seconds)} |"))
     return "\n".join(lines)
 

@@ -300,12 +300,13 @@ def test_training_record_and_the_estimate_from_measured_speed(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(
         json.dumps({"epoch": e, "step": 10 * e, "images_per_second": ips, "epoch_seconds": s})
         + "\n" for e, ips, s in epochs) + json.dumps({"note": 1}) + "\n")
-    (tmp_path / "report.json").write_text(json.dumps({"hardware": {"device_kind": "cpu"}}))
-    config = configs.load("table5:model=xcao")  # Global batch 64: 640 images an epoch.
+    (tmp_path / "report.json").write_text(json.dumps({"hardware": {"device_kind": "cpu"},
+                                                      "split_sizes": {"train": 28_000}}))
+    config = configs.load("table5:model=xcao")  # Global batch 64: 640 images in 10 steps.
     record = compare.training_record(str(tmp_path), config)
     assert record == {"epochs_trained": 3, "train_seconds": 34.2, "images_per_second": 100.0,
                       "eval_seconds": pytest.approx(2.6), "train_images": 640,
-                      "trained_on": "cpu"}
-    assert compare.estimate_seconds(record, 30) == pytest.approx(30 * (6.4 + 2.6))
-    assert "| run | cpu | 100 | 640 | 2.6 | 4.5 min |" in compare.estimate_markdown(
+                      "epoch_images": 27_968, "trained_on": "cpu"}  # 437 whole batches.
+    assert compare.estimate_seconds(record, 30) == pytest.approx(30 * (279.68 + 2.6))
+    assert "| run | cpu | 100 | 27,968 | 2.6 | 2.35 h |" in compare.estimate_markdown(
         [{"run": "run", **record}], 30)

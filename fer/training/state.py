@@ -1,6 +1,6 @@
 """The train state and what builds it from a config: model, optimizer, schedule.
 
-Kept apart from the step functions so that `checkpoint.load_model` can rebuild
+Kept apart from the step functions so that `checkpoint.restore_model` can rebuild
 the exact structure of a saved state (to restore into) without importing the
 training loop.
 """

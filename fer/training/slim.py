@@ -5,7 +5,7 @@
 Adam keeps two moments per parameter, so a checkpoint is three times the model. A
 slim copy keeps every file of the run and each checkpoint (same epochs, same
 metadata) with the optimizer state zeroed: everything that reads a model
-(`checkpoint.load_model`, evaluation, export, ensembles) reads it unchanged, and it
+(`fer.loading.load_model`, evaluation, export, ensembles) reads it unchanged, and it
 compresses to about the size of the weights. Training refuses to resume one: with
 its moments zeroed, Adam's first steps would be wild.
 """

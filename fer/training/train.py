@@ -507,7 +507,7 @@ def train_and_evaluate(
         if best_variables is None:
             # The best epoch came before a restart: restore it once and score it with
             # the eval step compiled above. No best at all: the final state, as
-            # checkpoint.load_model falls back to the latest.
+            # checkpoint.restore_model falls back to the latest.
             restored = checkpoints.restore("best", state)
             best_state, best_epoch = ((restored[0], int(restored[1]["epoch"])) if restored
                                       else (state, max(start_epoch, int(config.epochs))))

@@ -418,23 +418,12 @@ def export_workdir(workdir: str, variants: Sequence[str] = ("float32",), *,
                    min_agreement: float = MIN_AGREEMENT) -> str:
     """Exports a training run's checkpoint to `workdir/export/`; returns that directory.
 
-    Calibration images come from the run's training split and comparison
-    faces (with their labels, which judge the quantized variants) from its
-    validation split, read through the same input pipeline (and preprocessing)
-    as training, so the int8 ranges match what the model saw.
+    Loads the checkpoint (`which`) and its config, then `export_trained`.
     """
     from fer.training import checkpoint as checkpoint_lib
 
     module, variables, spec, config = checkpoint_lib.restore_model(workdir, which)
-    calibration_images = None
-    if "int8" in variants:
-        calibration_images = split_images(config, config.train_split, calibration)
-    validation_images, validation_labels = split_faces(config, config.eval_split,
-                                                       num_validation)
-    out_dir = out_dir or os.path.join(workdir, EXPORT_DIRNAME)
-    export(module, variables, spec, out_dir, variants=variants,
-           calibration_images=calibration_images, validation_images=validation_images,
-           validation_labels=validation_labels, max_accuracy_drop=max_accuracy_drop,
-           min_agreement=min_agreement, max_calibration_images=calibration,
-           seed=int(config.seed))
-    return out_dir
+    return export_trained(module, variables, spec, config,
+                          out_dir or os.path.join(workdir, EXPORT_DIRNAME), variants,
+                          calibration=calibration, num_validation=num_validation,
+                          max_accuracy_drop=max_accuracy_drop, min_agreement=min_agreement)

@@ -11,6 +11,9 @@
 #       there: installs the carried wheels where an import fails, then trains the
 #       configs side by side from .device/DATASET.npz until SECONDS
 #       (scripts/train_packed.sh) and leaves a slim bundle per run in OUT.
+#   bash scripts/device.sh install
+#       there: only the wheels (before a command that imports the configs, such as
+#       `scripts/table5.sh --list`).
 #
 # With the device tool: run(carry=[".device"], command="bash scripts/device.sh train
 # fer2013 480 $OUT configs/resnet_fer.py:size=base,data=fer2013,stride=1:resnet_fer_fullres ...").
@@ -21,7 +24,7 @@ DEVICE_DIR=${DEVICE_DIR:-.device}
 # What a bare JAX image lacks; versions come from requirements.txt, the one place they live.
 CARRIED="flax optax orbax-checkpoint grain ml-collections array-record portpicker"
 
-usage() { sed -n '2,16p' "$0" >&2; exit 2; }
+usage() { sed -n '2,19p' "$0" >&2; exit 2; }
 
 pinned() {  # name==version for $CARRIED: requirements.txt's pin, else the version installed here
   local name line
@@ -31,6 +34,12 @@ pinned() {  # name==version for $CARRIED: requirements.txt's pin, else the versi
       { echo "device.sh: $name is neither pinned nor installed" >&2; return 2; }
     echo "$line"
   done
+}
+
+install() {  # The carried wheels, where an import fails.
+  if ! "$PY" -c "import flax, optax, orbax.checkpoint, grain, ml_collections" 2>/dev/null; then
+    "$PY" -m pip install --quiet --no-deps --no-index "$DEVICE_DIR"/wheels/*.whl
+  fi
 }
 
 case "${1:-}" in
@@ -44,14 +53,15 @@ case "${1:-}" in
     "$PY" -m pip download --quiet --no-deps --dest "$DEVICE_DIR/wheels" $wheels
     du -sh "$DEVICE_DIR"
     ;;
+  install)
+    install
+    ;;
   train)
     [[ $# -ge 5 ]] || usage
     dataset=$2 seconds=$3 out=$4; shift 4
     pack="$DEVICE_DIR/$dataset.npz"
     [[ -f $pack ]] || { echo "device.sh: no $pack: run 'device.sh prepare' here first" >&2; exit 2; }
-    if ! "$PY" -c "import flax, optax, orbax.checkpoint, grain, ml_collections" 2>/dev/null; then
-      "$PY" -m pip install --quiet --no-deps --no-index "$DEVICE_DIR"/wheels/*.whl
-    fi
+    install
     "$PY" -c "import jax; print('devices:', jax.devices())"
     RUNS=${RUNS:-runs/$dataset} bash scripts/train_packed.sh "$pack" "$seconds" "$out" "$@"
     ;;

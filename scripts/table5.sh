@@ -25,9 +25,11 @@
 #               of their own: their --config string says what was changed).
 #
 # On a lent accelerator (docs/training.md): here `bash scripts/device.sh prepare ferplus
-# DATA_DIR`; there `RUNS=runs/table5/table5 bash scripts/device.sh train ferplus SECONDS
-# $OUT $(bash scripts/table5.sh --list)`; here untar each $OUT/NAME.tgz into
-# runs/table5/table5/ and run this script: it finds those rows trained and compares.
+# DATA_DIR`; there `bash scripts/device.sh install && bash scripts/device.sh train ferplus
+# SECONDS $OUT $(bash scripts/table5.sh --list)` (all rows side by side; or this script
+# itself with DATA_DIR .device/ferplus.npz, one row after another); here untar each
+# $OUT/NAME.tgz into runs/table5/table5/ and run this script: it finds those rows
+# trained and compares.
 set -euo pipefail
 PY=${PYTHON:-python}
 data=${FER_DATA:+$FER_DATA/ferplus} protocol=table5 seeds=3 designs="" runs="" out=""
@@ -42,7 +44,7 @@ while [[ $# -gt 0 ]]; do
     --estimate) mode=estimate; shift ;;
     --list) mode=list; shift ;;
     --) shift; flags=("$@"); break ;;
-    -*) sed -n '2,30p' "$0" >&2; exit 2 ;;
+    -*) sed -n '2,32p' "$0" >&2; exit 2 ;;
     *) data=$1; shift ;;
   esac
 done

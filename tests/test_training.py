@@ -123,16 +123,15 @@ def test_killed_run_resumes_to_the_same_state(full_run, tmp_path):
 
 
 def _resume_config(**overrides):
-    """3 epochs of 6 steps on the real grain pipeline (augmented), mid-epoch saves every 2."""
-    return _config(**{**dict(dataset="demo", steps_per_epoch=6, augment=True,
-                             checkpoint_every_steps=2), **overrides})
+    """3 epochs of 8 steps through the grain pipeline, augmented; mid-epoch saves every 2."""
+    return _config(**{**dict(augment=True, checkpoint_every_steps=2), **overrides})
 
 
 @pytest.fixture(scope="module")
 def uninterrupted_grain_run(tmp_path_factory):
     run = train_lib.train_and_evaluate(_resume_config(checkpoint_every_steps=0),
                                        str(tmp_path_factory.mktemp("grain_full")))
-    assert int(run.state.step) == 18
+    assert int(run.state.step) == 24
     return jax.device_get(run.state)
 
 
@@ -142,8 +141,8 @@ class Killed(Exception):
 
 @pytest.mark.parametrize("kill_at, workers, resume_workers", [
     (4, 0, 0),    # Mid-epoch 1: no epoch checkpoint yet; resumes across two boundaries.
-    (10, 2, 2),   # Mid-epoch 2: the step checkpoint is newer than epoch 1's.
-    (10, 0, 2),   # Resumed with workers: the saved state is 0 workers'; set by the step.
+    (12, 2, 2),   # Mid-epoch 2: the step checkpoint is newer than epoch 1's.
+    (12, 0, 2),   # Resumed with workers: the saved state is 0 workers'; set by the step.
 ])
 def test_run_killed_mid_epoch_resumes_bit_identical(uninterrupted_grain_run, tmp_path,
                                                     monkeypatch, kill_at, workers,
@@ -162,11 +161,11 @@ def test_run_killed_mid_epoch_resumes_bit_identical(uninterrupted_grain_run, tmp
             train_lib.train_and_evaluate(_resume_config(num_workers=workers), workdir)
     checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
     assert checkpoints.steps.all_steps() == [kill_at]
-    assert checkpoints.epochs("latest") == ([1] if kill_at > 6 else [])
+    assert checkpoints.epochs("latest") == ([1] if kill_at > 8 else [])
     checkpoints.close()
     resumed = train_lib.train_and_evaluate(_resume_config(num_workers=resume_workers),
                                            workdir)
-    assert int(resumed.state.step) == 18
+    assert int(resumed.state.step) == 24
     assert _leaves_equal(jax.device_get(resumed.state), uninterrupted_grain_run)  # Bitwise.
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
 

@@ -212,3 +212,86 @@ def test_adapter_learns_what_the_helper_calls_a_class_and_is_deterministic():
         lt.fit_adapter(np.log(probs), labels + 1, 3)
     with pytest.raises(ValueError, match="N labels"):
         lt.fit_adapter(np.log(probs), labels[:5], 3)
+
+
+# ----------------------------------------------------------------------------
+# fer.evaluation.evaluate: the one loop over a split.
+
+def _batches(labels, batch_size, num_classes=3):
+    """Eval-style batches: the last one padded with mask 0 (label 0, image 0)."""
+    for start in range(0, len(labels), batch_size):
+        y = np.asarray(labels[start:start + batch_size])
+        n = len(y)
+        pad = batch_size - n
+        image = np.concatenate([np.arange(start, start + n, dtype=np.float32), np.zeros(pad)])
+        yield {"image": image.astype(np.float32)[:, None],
+               "label": np.concatenate([y, np.zeros(pad, y.dtype)]),
+               "target": np.eye(num_classes, dtype=np.float32)[np.concatenate(
+                   [y, np.zeros(pad, y.dtype)])],
+               "mask": np.concatenate([np.ones(n), np.zeros(pad)]).astype(np.float32)}
+
+
+def test_examples_drop_the_padding_and_stop_at_the_limit():
+    from fer.evaluation import evaluate
+
+    labels = np.array([0, 1, 2, 1, 0, 2, 2])
+    seen = []
+
+    def predict(batch):
+        seen.append(len(batch["label"]))  # Every batch is predicted whole, padding too.
+        return {"index": batch["image"][:, 0]}
+
+    rows = evaluate.collect(predict, _batches(labels, 3))
+    assert seen == [3, 3, 3]
+    np.testing.assert_array_equal(rows["label"], labels)
+    np.testing.assert_array_equal(rows["index"], np.arange(7))  # No padding row kept.
+    first = evaluate.collect(predict, _batches(labels, 3), limit=4)
+    np.testing.assert_array_equal(first["index"], np.arange(4))
+    with pytest.raises(ValueError, match="no examples"):
+        evaluate.collect(predict, iter([]))
+
+
+def test_score_is_the_confusion_and_mean_cross_entropy_of_the_examples():
+    from fer.evaluation import evaluate
+
+    labels = np.array([0, 1, 2, 1, 0])
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.25, 0.25],
+                      [0.2, 0.2, 0.6], [0.6, 0.3, 0.1]])
+
+    def predict(batch):  # Looks each example up by its index (the image); padding: row 0.
+        return {"probs": probs[batch["image"][:, 0].astype(int)]}
+
+    result = evaluate.score(predict, _batches(labels, 2), 3)
+    assert result["count"] == 5
+    np.testing.assert_array_equal(result["confusion"], metrics.confusion_matrix(
+        labels, probs.argmax(-1), 3))
+    assert result["loss"] == pytest.approx(-np.mean(np.log(probs[np.arange(5), labels])))
+    assert result["calibration"][:, 0].sum() == 5  # Each example in one confidence bin.
+    summary = evaluate.summarize(result, ["a", "b", "c"])
+    assert summary["accuracy"] == pytest.approx(3 / 5) and "calibration" in summary
+
+
+def test_model_predictor_pads_a_short_batch_and_returns_its_rows():
+    import flax.linen as nn
+    import jax
+
+    from fer.evaluation import evaluate
+
+    module = nn.Dense(3)
+    variables = module.init(jax.random.PRNGKey(0), np.zeros((1, 1), np.float32))
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            return nn.Dense(3, name="dense")(x)
+
+    model_variables = {"params": {"dense": variables["params"]}}
+    predict = evaluate.model_predict(Model(), model_variables, batch_size=4)
+    labels = np.array([2, 0, 1, 1, 2, 0])
+    batches = list(_batches(labels, 4))
+    batches[-1] = {k: v[:2] for k, v in batches[-1].items()}  # A short last batch: padded.
+    rows = evaluate.collect(predict, batches)
+    x = np.arange(6, dtype=np.float32)[:, None]
+    np.testing.assert_allclose(rows["log_probs"],
+                               jax.nn.log_softmax(module.apply(variables, x)), atol=1e-6)
+    np.testing.assert_array_equal(rows["label"], labels)

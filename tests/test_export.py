@@ -238,6 +238,21 @@ def test_evaluate_export_matches_the_jax_evaluation(trained, loaded, data):
     assert 0.0 <= lite["calibration"]["ece"] <= 1.0
 
 
+def test_one_load_reads_a_run_and_its_export(trained, loaded):
+    """fer.loading.load: a workdir gives the Flax model, its export/ the LiteRT one and
+    the run's config; both score through the same loop to the same confusion matrix."""
+    workdir, out_dir, _ = trained
+    run, export = loading.load(workdir), loading.load(out_dir)
+    assert run.classifier is None and export.module is None
+    assert export.classifier.spec == run.spec == loaded[2]
+    assert export.config.to_dict() == run.config.to_dict()  # From the run beside export/.
+    config = run.config
+    scores = [evaluate_lib.evaluate(config, "validation", model.predictor())
+              for model in (run, export)]
+    assert scores[0]["confusion"] == scores[1]["confusion"]
+    assert scores[0]["num_examples"] == scores[1]["num_examples"] == 200
+
+
 def test_bad_requests_fail_clearly(tmp_path, loaded):
     module, variables, spec, _ = loaded
     images = np.zeros((4, *spec.input_shape), np.uint8)

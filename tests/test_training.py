@@ -190,6 +190,26 @@ def test_checkpoint_without_iterator_state_resumes_at_its_epoch(uninterrupted_gr
     assert _leaves_equal(jax.device_get(resumed.state), uninterrupted_grain_run)
 
 
+def test_resumed_after_its_best_epoch_returns_the_best_checkpoint(full_run, tmp_path):
+    """Resumed after its best epoch for one ruinous epoch more (learning rate 10), the
+    run restores the best checkpoint once: its variables and summary are the result."""
+    import shutil
+
+    workdir = str(tmp_path / "run")
+    shutil.copytree(full_run[0], workdir)
+    run = train_lib.train_and_evaluate(_config(epochs=4, learning_rate=10.0), workdir)
+    best = min(full_run[2], key=lambda r: (-r["val_balanced_accuracy"], r["val_loss"]))
+    assert run.history[-1]["val_balanced_accuracy"] < best["val_balanced_accuracy"]
+    assert run.best_epoch == best["epoch"]
+    assert run.best_summary["balanced_accuracy"] == best["val_balanced_accuracy"]
+    assert run.best_summary["loss"] == pytest.approx(best["val_loss"])
+    assert run.best_summary["split"] == "validation"
+    _, variables, _, _ = loading.load_model(workdir, "best")
+    assert _leaves_equal(run.best_variables, variables)
+    assert not _leaves_equal(run.best_variables["params"], run.state.params)
+    assert [row["epoch"] for row in run.history] == [1, 2, 3, 4]
+
+
 def test_load_model_gives_the_trained_variables(full_run):
     workdir, state, _ = full_run
     model, variables, spec, config = loading.load_model(workdir, "latest")

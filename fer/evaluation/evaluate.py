@@ -218,10 +218,7 @@ def split_batches(config: ml_collections.ConfigDict, split: str, *, batch_size: 
         seed=int(config.seed), shard_index=shard_index, shard_count=shard_count)
 
 
-def dataset_label_set(config: ml_collections.ConfigDict) -> labels_lib.LabelSet:
-    from fer.data import input_pipeline  # noqa: PLC0415
-
-    label_set = input_pipeline.get_dataset_info(config).label_set
+def _label_set(label_set: str | labels_lib.LabelSet) -> labels_lib.LabelSet:
     return labels_lib.get_label_set(label_set) if isinstance(label_set, str) else label_set
 
 
@@ -237,10 +234,8 @@ def evaluate(config: ml_collections.ConfigDict, split: str, predict: Predict, *,
     from fer.data import input_pipeline  # noqa: PLC0415
 
     info = input_pipeline.get_dataset_info(config)
-    data_set = dataset_label_set(config)
-    model_set = data_set if model_label_set is None else (
-        labels_lib.get_label_set(model_label_set) if isinstance(model_label_set, str)
-        else model_label_set)
+    data_set = _label_set(info.label_set)
+    model_set = data_set if model_label_set is None else _label_set(model_label_set)
     convert = None
     if model_set.canonical != data_set.canonical:  # Read through the shared classes.
         convert = functools.partial(labels_lib.remap_probs, src=model_set, dst=data_set)

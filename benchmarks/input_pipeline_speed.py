@@ -42,21 +42,24 @@ def _config(args, image_size: int, workers: int, augment: bool):
 
 
 def measure_loader(config, batch_size: int, batches: int) -> dict[str, float]:
-    """Steady-state images/s over `batches` batches (after the first, which pays start-up)."""
+    """Steady-state images/s over `batches` batches (after the first, which pays start-up).
+
+    Reads training's own iterator (create_train_iterator: endless, epoch after
+    epoch, worker processes started once).
+    """
     from fer.data import input_pipeline  # noqa: PLC0415
 
     input_pipeline.get_dataset_info(config)  # Build / load outside the timing.
     started = time.perf_counter()
-    it = input_pipeline.create_split(config, config.train_split, train=True,
-                                     batch_size=batch_size, seed=0, epoch=0,
-                                     shard_index=0, shard_count=1)
+    it = input_pipeline.create_train_iterator(config, config.train_split,
+                                              batch_size=batch_size, seed=0,
+                                              shard_index=0, shard_count=1)
     next(it)
     first = time.perf_counter() - started
     cpu0, t0 = time.process_time(), time.perf_counter()
     n = sum(1 for _ in itertools.islice(it, batches))
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    if n == 0:
-        raise ValueError("the split is smaller than two batches; lower --batch_size")
+    it.close()
     return {"images_per_s": n * batch_size / elapsed, "startup_s": first,
             "main_cpu_ms_per_image": 1000 * cpu / (n * batch_size)}
 

@@ -2,8 +2,9 @@
 
 The seed names augmentation as its missing improvement. These changes keep an
 expression's identity (a mirrored smile is still a smile). Randomness comes only
-from the generator passed in, which grain derives from (seed, epoch, position), so
-an epoch is reproduced exactly on resume.
+from the generator passed in, which grain's random_map seeds from the run's seed
+and the record's position in the training stream (epoch and index), so a run
+resumed mid-epoch augments every record as the uninterrupted run does.
 """
 
 from __future__ import annotations

@@ -379,13 +379,16 @@ def train_and_evaluate(
                                     float(config.label_smoothing))
 
     def validate(variables) -> dict[str, Any]:
-        """The eval split's summary (fer.evaluation.evaluate, with the step compiled above)."""
+        """The eval split's summary in report.json's schema, as
+        fer.evaluation.evaluate.evaluate gives it, with the step compiled above."""
         predict = evaluate_lib.sharded_predict(p_eval, variables, mesh=mesh,
                                                batch_size=eval_batch_size)
         batches = evaluate_lib.split_batches(config, config.eval_split,
                                              batch_size=eval_batch_size)
-        return evaluate_lib.summarize(evaluate_lib.score(predict, batches, num_classes),
-                                      label_set.labels)
+        summary = evaluate_lib.summarize(evaluate_lib.score(predict, batches, num_classes),
+                                         label_set.labels)
+        return dict(summary, dataset=config.dataset, split=config.eval_split,
+                    label_set=label_set.name)
 
     _check_same_run(config, workdir)
 
@@ -476,8 +479,7 @@ def train_and_evaluate(
                 best, best_loss = balanced, val_loss
                 # A host copy: the next step donates the state's buffers.
                 best_epoch, best_variables = epoch + 1, jax.device_get(model_variables(state))
-                best_summary = dict(summary, dataset=config.dataset,
-                                    split=config.eval_split, label_set=label_set.name)
+                best_summary = summary
             row = {
                 "epoch": epoch + 1, "step": int(state.step),
                 "train_loss": float(train_sums["loss_sum"] / train_sums["count"]),
@@ -512,9 +514,7 @@ def train_and_evaluate(
             best_state, best_epoch = ((restored[0], int(restored[1]["epoch"])) if restored
                                       else (state, max(start_epoch, int(config.epochs))))
             best_variables = jax.device_get(model_variables(best_state))
-            best_summary = dict(validate(model_variables(best_state)),
-                                dataset=config.dataset, split=config.eval_split,
-                                label_set=label_set.name)
+            best_summary = validate(model_variables(best_state))
     finally:
         progress.close()
         writer.close()

@@ -87,6 +87,33 @@ def test_table5_seeds_three_times_exactly_the_designs_under_2m_params():
     assert set(table5.MULTI_SEED) == {m for m in table5.DESIGNS if params(m) < 2_000_000}
 
 
+def test_table5_script_lists_one_config_string_per_row():
+    """scripts/table5.sh --list: what a lent GPU trains (scripts/device.sh train)."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def listed(*args):
+        out = subprocess.run(["bash", "scripts/table5.sh", "--list", *args], cwd=repo,
+                             capture_output=True, text=True, env={**os.environ,
+                                                                  "PYTHON": sys.executable})
+        return out.returncode, out.stdout.split(), out.stderr
+
+    rc, rows, _ = listed("--protocol", "thesis")
+    assert rc == 0 and len(rows) == 6 + 3 * 4  # Three seeds for the four under 2M params.
+    for row in rows:
+        spec, name = row.rsplit(":", 1)
+        config = configs.load(spec)
+        assert (config.protocol, name) == (
+            "thesis", config.model + (f"_seed{config.seed}" if config.seed else ""))
+    assert {configs.load(r.rsplit(":", 1)[0]).model for r in rows} == set(table5.DESIGNS)
+    rc, rows, _ = listed("--seeds", "2", "--designs", "xcao,baseline")
+    assert rc == 0 and [r.rsplit(":", 1)[1] for r in rows] == ["xcao", "xcao_seed1", "baseline"]
+    rc, _, err = listed("--designs", "resnet")
+    assert rc == 2 and "no design resnet" in err
+
+
 @pytest.mark.parametrize("spec,words", [
     ("resnet_fer:size=huge", ["size='huge'", "tiny"]),
     ("resnet_fer:sise=tiny", ["'sise=tiny'", "size"]),

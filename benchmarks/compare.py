@@ -386,9 +386,10 @@ def protocol_markdown(key: str, rows: Sequence[Mapping[str, Any]]) -> str:
     for design, runs in designs.items():
         seeds = [str(r.get("seed") or 0) for r in runs]
         thesis = THESIS_TABLE5.get(design)
-        sizes = [r["sizes"].get("int8") for r in runs]
-        int8 = ("refused" if any("int8" in r["refused"] for r in runs) else "-") \
-            if sizes[0] is None else f"{sizes[0] / 1024:.1f}"
+        sizes = [r["sizes"]["int8"] for r in runs if "int8" in r["sizes"]]
+        refused = sum("int8" in r["refused"] for r in runs)
+        int8 = (f"{sizes[0] / 1024:.1f}" if sizes else "refused" if refused else "-") + (
+            f" ({refused} of {len(runs)} refused)" if sizes and refused else "")
         ms = {v: _mean(r["litert"].get(f"{v}@1", {}).get("ms_median") for r in runs)
               for v in ("float32", "int8")}
         ips = _mean(r.get("images_per_second") for r in runs)

@@ -290,6 +290,9 @@ def test_protocol_table_pools_seeds_beside_the_thesis_and_names_the_best():
             "ours: resnet_fer_tiny (80.00%, 70.00%): +8.00 points of accuracy and +8.00 of "
             "balanced accuracy, at 0.300 ms against 0.700 ms.") in text
     assert "| xcao | 72.0 | 0.0 |" in text  # Table 7: per label, mean over seeds.
+    rows[1] = {**rows[1], "sizes": {}, "refused": ["int8"], "litert": {"float32@1": {
+        "ms_median": 0.7}}}  # Seed 0's int8 refused: the cells say so and time the others.
+    assert "| 2.0 (1 of 3 refused) | 0.700 | 0.350 |" in compare.protocol_markdown("t", rows)
     assert "| xcao2, thesis Table 7 (AffectNet, 25K test faces) | 81 | 0 |" in text
 
 

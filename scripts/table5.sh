@@ -95,9 +95,11 @@ if [[ $mode == estimate ]]; then
 fi
 
 echo "${#rows[@]} rows under --protocol $protocol into $runs, tables into $out"
-if compgen -G "$runs/*/report.json" > /dev/null; then  # The speeds measured so far.
-  "$PY" -m benchmarks.compare --runs "$runs" --estimate "$epochs"
-fi
+for measured in "$runs" "runs/table5/estimate/$protocol"; do  # The speeds measured so far.
+  if compgen -G "$measured/*/report.json" > /dev/null; then
+    "$PY" -m benchmarks.compare --runs "$measured" --estimate "$epochs"; break
+  fi
+done
 for row in "${rows[@]}"; do
   launch "$runs/${row%%:*}" "$(spec "${row%%:*}" "${row#*:}")" ${flags[@]+"${flags[@]}"}
 done

@@ -27,7 +27,9 @@ from __future__ import annotations
 import functools
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 
 from fer.models import layers
 from fer.models.registry import register
@@ -111,6 +113,38 @@ class InceptionV3(nn.Module):
         return layers.logits_float32(x)
 
 
+def depthwise_conv(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                   rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                   batch_group_count=1, precision=None, preferred_element_type=None):
+    """`lax.conv_general_dilated` for flax's NHWC depthwise conv, as kh*kw shifted products.
+
+    Why: XLA's CPU path for grouped convolutions (and their gradients) is many times
+    slower per MAC than for dense ones; a sum of strided slices times the kernel's
+    taps is elementwise work that XLA fuses, forward and backward. Same kernel
+    (kh, kw, 1, C), same output up to float rounding order.
+    """
+    del lhs_dilation, rhs_dilation, dimension_numbers, batch_group_count, precision
+    batch, height, width, channels = lhs.shape
+    kh, kw = rhs.shape[:2]
+    if feature_group_count != channels or rhs.shape[2:] != (1, channels):
+        raise ValueError("depthwise_conv: expects one kernel per input channel")
+    if isinstance(padding, str):
+        padding = lax.padtype_to_pads((height, width), (kh, kw), window_strides, padding)
+    (top, bottom), (left, right) = padding
+    x = jnp.pad(lhs, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    sh, sw = window_strides
+    out_h = (height + top + bottom - kh) // sh + 1
+    out_w = (width + left + right - kw) // sw + 1
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            tap = lax.slice(x, (0, i, j, 0),
+                            (batch, i + (out_h - 1) * sh + 1, j + (out_w - 1) * sw + 1,
+                             channels), (1, sh, sw, 1)) * rhs[i, j, 0]
+            out = tap if out is None else out + tap
+    return out.astype(preferred_element_type or out.dtype)
+
+
 # (pointwise filters, stride) of Keras MobileNet's 13 depthwise-separable blocks.
 _MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
                      (512, 1), (512, 1), (512, 1), (512, 1), (512, 1),
@@ -135,7 +169,7 @@ class MobileNetV1(nn.Module):
             channels = x.shape[-1]
             x = nn.Conv(channels, (3, 3), (stride, stride), padding="SAME",
                         feature_group_count=channels, use_bias=False,
-                        dtype=self.dtype)(x)  # Depthwise.
+                        dtype=self.dtype, conv_general_dilated=depthwise_conv)(x)
             x = nn.relu6(layers.batch_norm(train, self.dtype)(x))
             x = conv_bn(int(filters * self.alpha), (1, 1))(x, train)
         x = jnp.mean(x, axis=(1, 2), keepdims=True)

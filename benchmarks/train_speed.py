@@ -35,7 +35,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from benchmarks import latency, params as params_bench
+from benchmarks import latency
 from fer import models
 from fer.training import state as state_lib
 from fer.training import train as train_lib
@@ -48,10 +48,11 @@ DESIGNS = {
 }
 NUM_CLASSES = 8  # FER+'s.
 STEPS_PER_EPOCH = 28_709 // 64  # Sets only the schedule's length (FER+'s train split).
-TORCH_MISSING = ("torch is not installed: the PyTorch comparison is skipped. Install it "
-                 "apart from fer, e.g. `python -m venv /tmp/torchvenv && "
-                 "/tmp/torchvenv/bin/pip install torch -r requirements.txt -e .`, and run "
-                 "this command with that venv's python.")
+TORCH_MISSING = ("torch is not installed (no dependency of fer): the PyTorch comparison "
+                 "is skipped. Install its CPU build apart from fer's venv, e.g. "
+                 "`python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install "
+                 "-r requirements.txt -e . torch --extra-index-url "
+                 "https://download.pytorch.org/whl/cpu`, and run with that python.")
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -76,6 +77,21 @@ def synthetic_batch(config: ml_collections.ConfigDict, batch_size: int,
         target = np.eye(NUM_CLASSES, dtype=np.float32)[label]
     return {"image": image, "target": target, "label": label.astype(np.int32),
             "mask": np.ones((batch_size,), np.float32)}
+
+
+def forward_macs(config: ml_collections.ConfigDict) -> int:
+    """MACs per image of the config's model (its model_kwargs too) in eval mode.
+
+    Half the flops of XLA's cost analysis of the forward pass, as benchmarks.params.
+    """
+    model = state_lib.create_model(config, NUM_CLASSES)
+    x = jax.ShapeDtypeStruct((1, *state_lib.input_shape(config)), np.float32)
+    rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+    variables = jax.eval_shape(lambda r, x: model.init(r, x), rngs, x)
+    cost = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(
+        variables, x).cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return int(round(float(cost["flops"]) / 2))
 
 
 def _timed(run: Callable[[], Any], steps: int, batch_size: int) -> dict[str, float]:
@@ -225,7 +241,7 @@ def measure(design: str, *, config_spec: str | None = None, batch_size: int = 64
                     f"{sample['images_per_second']:.0f} img/s, "
                     f"{sample['cores_busy']:.2f} cores")
     shape = state_lib.input_shape(config)
-    macs = params_bench.measure(design, shape, NUM_CLASSES)["macs"]
+    macs = forward_macs(config)
     row: dict[str, Any] = {
         "design": design, "config": config_spec, "input_shape": list(shape),
         "batch_size": batch_size, "optimizer": config.optimizer, "params": params,

@@ -17,7 +17,7 @@ Arguments (`key=value,...` after the colon; each has a default):
                scale, noise); AdamW with a warm-up cosine schedule over 45 epochs.
       fer2013  FER2013's run (7 classes, one hard label per image): label smoothing
                0.1 stands in for FER+'s soft targets; no class weights, since its goal
-               is plain accuracy (prior correction at inference, fer.export.ensemble,
+               is plain accuracy (prior correction at inference, fer.export.make_ensemble,
                moves it towards the rare classes by as much as wanted); 30 epochs.
       any      the plain residual recipe (Adam, warm-up cosine, label smoothing 0.1,
                30 epochs) on whatever --config.dataset names (the demo set by default).

@@ -3,7 +3,7 @@
 Sits above fer.training and fer.export (it imports both; neither imports it):
 
     model = fer.loading.load("runs/ferplus")      # a training workdir ('best' checkpoint)
-    model = fer.loading.load("runs/ensemble")     # fer.export.ensemble's directory
+    model = fer.loading.load("runs/ensemble")     # fer.export.make_ensemble's directory
     model = fer.loading.load("runs/ferplus/export", variant="int8")  # LiteRT
     summary = fer.evaluation.evaluate.evaluate(config, "test", model.predictor(config))
 """
@@ -48,9 +48,9 @@ def load_model(directory: str, which: str | int = "best"):
 
     `which`: 'best' (best validation balanced accuracy; the latest if the run
     never recorded one), 'latest', or an epoch number. An ensemble directory
-    rebuilds its members' checkpoints (fer.export.ensemble).
+    rebuilds its members' checkpoints (fer.export.make_ensemble).
     """
-    from fer.export import ensemble as ensemble_lib  # noqa: PLC0415
+    from fer.export import make_ensemble as ensemble_lib  # noqa: PLC0415
     from fer.training import checkpoint as checkpoint_lib  # noqa: PLC0415
 
     if os.path.exists(os.path.join(directory, ensemble_lib.ENSEMBLE_RECORD)):

@@ -14,10 +14,11 @@ PY=${PYTHON:-python}
 run() { echo "== $*"; "$PY" launch.py "$@" --config.progress_bar=False; }
 # A run with report.json has finished (a slim copy, fer.training.slim, cannot resume).
 train() { if [[ -f "$1/report.json" ]]; then echo "== $1: trained"; else run --workdir "$@"; fi; }
-# ensemble OUT [fer.export.ensemble options]: an ensemble run at OUT, float32 and int8-weight files.
+# ensemble OUT [fer.export.make_ensemble options]: an ensemble run at OUT, float32 and
+# int8-weight files.
 ensemble() {
   local out=$1; shift
-  "$PY" -m fer.export.ensemble --out "$out" --variants float32,dynamic_range "$@"
+  "$PY" -m fer.export.make_ensemble --out "$out" --variants float32,dynamic_range "$@"
 }
 
 # Our design on FER+: the shipped recipe with seeds 0 and 1 and its full-resolution
@@ -34,7 +35,7 @@ done
 # Their ensemble (mean log-probabilities, mirror averaging, prior correction), exported
 # and shipped: dynamic-range (int8 weights) keeps 99.8% top-1 agreement in 3.8 MB;
 # full int8 is refused (92.5%), float16 is 7.5 MB.
-"$PY" -m fer.export.ensemble --members runs/ferplus/resnet_fer_tiny_fullres \
+"$PY" -m fer.export.make_ensemble --members runs/ferplus/resnet_fer_tiny_fullres \
     runs/ferplus/resnet_fer_tiny runs/ferplus/resnet_fer_tiny_seed1 \
     --out runs/ferplus/ensemble --variants float32,float16,dynamic_range,int8
 "$PY" -m research.ensemble_ablation runs/ferplus/ensemble \
@@ -69,7 +70,7 @@ fi
 # Our designs on FER2013: the FER+ recipe (square-root class weights), and without class
 # weights for FER2013's accuracy goal (seeds 0 and 1, at full resolution, and the larger
 # resnet_fer at stride 2: 85-100 minutes on 2 CPU cores), then
-# mirror averaging and prior correction (fer.export.ensemble), at the automatic tau and
+# mirror averaging and prior correction (fer.export.make_ensemble), at the automatic tau and
 # at tau 0 (`_tau0`, for FER2013's plain-accuracy goal). The full-resolution seed 1
 # (configs/resnet_fer.py:size=tiny,data=fer2013,stride=1,seed=1) is for a GPU
 # (scripts/device.sh). Each run: NAME:ARGUMENTS of configs/resnet_fer.py.

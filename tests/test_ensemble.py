@@ -1,4 +1,7 @@
-"""Ensembles, mirror averaging and prior correction (fer.models.ensemble, fer.export.ensemble)."""
+"""Ensembles, mirror averaging and prior correction.
+
+fer.models.ensemble (the module) and fer.export.make_ensemble (the command).
+"""
 
 import dataclasses
 import json
@@ -13,7 +16,7 @@ import training_fixtures as fx
 from benchmarks import compare
 from fer import spec as spec_lib
 from fer.evaluation import prior_correction as pc
-from fer.export import ensemble as ensemble_export
+from fer.export import make_ensemble as ensemble_export
 from fer.export import runtime
 from fer.export import ship as ship_lib
 from fer.models import ensemble as ensemble_lib
@@ -318,7 +321,7 @@ def test_retune_rewrites_only_the_prior_shift_of_a_shipped_ensemble(runs, val_im
     assert record["run"]["accuracy"] == pytest.approx(made[0.8]["run"]["accuracy"], abs=1e-9)
     assert record["run"]["ensemble"]["retuned"][-1]["from_tau"] == 0.5
     assert json.loads((tmp_path / "retuned" / "shipped.json").read_text()) == record
-    # Auto: the tau fer.export.ensemble picks on the same split, and the source is untouched.
+    # Auto: the tau fer.export.make_ensemble picks on the same split, and the source is untouched.
     auto = retune.retune(str(tmp_path / "shipped0.5"), config, out_dir=str(tmp_path / "auto"))
     assert auto["run"]["ensemble"]["tau"] == runs[2]["tau"]
     assert (tmp_path / "shipped0.5" / "model.tflite").read_bytes() == old

@@ -8,7 +8,7 @@ at the cost of the common ones. `sweep` scores every tau on one split;
 `cross_fitted` says how much of that choice is luck: it picks tau on one
 half of the split (stratified), scores the other half, and pools both ways,
 so the estimate never scores examples that chose its tau. The exported
-ensemble (fer.export.ensemble) applies and records this choice; studies of other
+ensemble (fer.export.make_ensemble) applies and records this choice; studies of other
 rules (research/per_class_offsets) build on `score` and `cross_fit`.
 """
 

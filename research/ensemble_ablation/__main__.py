@@ -1,6 +1,6 @@
 """python -m research.ensemble_ablation ENSEMBLE_DIR --out DIR [--data_dir D]
 
-What each ingredient of an ensemble (fer.export.ensemble) adds: one member or
+What each ingredient of an ensemble (fer.export.make_ensemble) adds: one member or
 all, mirror averaging or not, shifted views or not (when it uses them), prior
 correction off or at the chosen tau; with the cross-fitted estimate of the
 chosen tau and the tau trade-off plot the export recorded. Runs the members over
@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from fer.export import ensemble as ensemble_lib
+from fer.export import make_ensemble as ensemble_lib
 
 
 def ablation(labels: np.ndarray, log_probs: np.ndarray, log_prior: np.ndarray, tau: float,
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     missing = [p for p in paths.values() if not os.path.exists(p)]
     if missing:
         parser.error(f"{args.ensemble_dir} is not an ensemble directory (missing "
-                     f"{', '.join(missing)}): make one with python -m fer.export.ensemble")
+                     f"{', '.join(missing)}): make one with python -m fer.export.make_ensemble")
     with open(paths[ensemble_lib.ENSEMBLE_RECORD]) as f:
         record = json.load(f)
     with open(paths["report.json"]) as f:

@@ -174,7 +174,7 @@ def main(argv=None) -> int:
     from fer.evaluation import prior_correction as pc
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a run (training or fer.export.ensemble) with export/")
+    parser.add_argument("run", help="a run (training or fer.export.make_ensemble) with export/")
     parser.add_argument("--helper", default=spec_lib.SHIPPED_MODEL_DIR,
                         help="an exported model trained on another label set of the same faces")
     parser.add_argument("--data_dir", default=None, help="overrides the run's data_dir")

@@ -20,7 +20,7 @@ import numpy as np
 
 from fer import spec as spec_lib
 from fer.evaluation import prior_correction as pc
-from fer.export import ensemble as ensemble_lib
+from fer.export import make_ensemble as ensemble_lib
 from fer.models import ensemble as ensemble_model
 from tools import readme_tables
 
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     path = os.path.join(args.ensemble_dir, ensemble_lib.ENSEMBLE_RECORD)
     if not os.path.exists(path):
         parser.error(f"{args.ensemble_dir} is not an ensemble directory (no {path}): "
-                     "make one with python -m fer.export.ensemble")
+                     "make one with python -m fer.export.make_ensemble")
     record, workdirs = ensemble_lib.read_record(args.ensemble_dir)
     members, _, config = ensemble_lib.load_members(workdirs, record["which"])
     if args.data_dir:

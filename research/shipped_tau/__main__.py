@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         record = json.load(f)
     ensemble = record.get("run", {}).get("ensemble") or {}
     if "sweep" not in ensemble:
-        parser.error(f"{path} holds no tau sweep: ship an ensemble (fer.export.ensemble) or "
+        parser.error(f"{path} holds no tau sweep: ship an ensemble (fer.export.make_ensemble) or "
                      "re-tune it (research.shipped_tau.retune)")
     os.makedirs(args.out, exist_ok=True)
     text = markdown(record)

@@ -3,20 +3,20 @@
   python -m research.shipped_tau.retune --model fer/assets/model --data_dir DATA/ferplus \
       --out /tmp/retuned
 
-An ensemble (fer.export.ensemble) subtracts tau x log(training prior) from its
+An ensemble (fer.export.make_ensemble) subtracts tau x log(training prior) from its
 log-probabilities: one constant vector of the TFLite graph. When the split that
 chose tau changes (FER+'s validation faces became the reference reader's majority
 set, not the plurality one) tau has to be chosen again, but the shipped model's
 members are no longer at hand. Because a constant shift of the log-probabilities
 is all tau changes, the model's outputs at the old tau give every other tau
-exactly: this study sweeps tau on the split with the rule fer.export.ensemble
+exactly: this study sweeps tau on the split with the rule fer.export.make_ensemble
 uses (best mean of accuracy and balanced accuracy, plus a cross-fitted estimate),
 writes a copy of the model with that one constant rewritten (the file is
 otherwise byte-identical) to --out, checks the copy's outputs against the
 re-corrected old ones, and records the new numbers in the copy's shipped.json.
 It never writes into the model it reads: shipping the copy is a separate,
 deliberate step (fer.export.ship's output is the shipped model). With the members
-at hand, run fer.export.ensemble again instead.
+at hand, run fer.export.make_ensemble again instead.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def retune(model_dir: str, config, *, out_dir: str, tau: float | str = "auto",
     if not os.path.exists(record_path):
         raise FileNotFoundError(f"{record_path} is missing: retune works on a shipped "
                                 "model (fer.export.ship); re-export a run with "
-                                "fer.export.ensemble instead")
+                                "fer.export.make_ensemble instead")
     with open(record_path) as f:
         record = json.load(f)
     ensemble = record.get("run", {}).get("ensemble")

@@ -1,4 +1,4 @@
-"""python -m fer.export.ensemble --members RUN [RUN ...] --out DIR [--tau auto|T] [--shift_px S]
+"""python -m fer.export.make_ensemble --members RUN [RUN ...] --out DIR [--tau T] [--shift_px S]
 
 Combines trained runs into one inference model (fer.models.ensemble: mean of
 the members' log-probabilities over the face and its mirror image, and with

@@ -276,6 +276,7 @@ BAD_VALUES = {
     "grad_clip_norm": [-1.0], "label_smoothing": [-0.1, 1.0], "batch_size": [-5],
     "per_device_batch_size": [0, -1], "eval_batch_size": [-1], "epochs": [0, -1],
     "steps_per_epoch": [-1], "log_every_steps": [0], "checkpoint_every_epochs": [0],
+    "checkpoint_every_steps": [-1],
     "keep_checkpoints": [0], "augment_max_shift": [-0.1, 0.6],
     "augment_max_rotation": [-1.0, 181.0], "augment_max_scale": [-0.1, 1.0],
     "augment_noise_std": [-0.01, float("nan")],

@@ -58,6 +58,7 @@ RULES: dict[str, Rule] = {
     "steps_per_epoch": _integer(0),  # 0: the whole split.
     "log_every_steps": _integer(1),
     "checkpoint_every_epochs": _integer(1),
+    "checkpoint_every_steps": _integer(0),  # 0: only at epoch ends.
     "keep_checkpoints": _integer(1),
     "augment_max_shift": _real(0.0, 0.5),  # Of the side: more moves the face out of view.
     "augment_max_rotation": _real(0.0, 180.0),  # Degrees.

@@ -10,8 +10,8 @@ are merged as a second table. Writes compare.md / .csv / .json and
 accuracy_latency.png (the seed's Figure 16 style: bubble area ~ parameters).
 
 --rescore scores each run's best checkpoint again instead of trusting its
-report.json: for when the data protocol changed after training (FER+'s
-validation set, 2026-12-01). The table's `faces` column says what each row was
+report.json: for when the data protocol changed after training (as FER+'s
+validation faces did, from the plurality to the reference-majority rule). The table's `faces` column says what each row was
 scored on.
 
 Runs of configs/table5.py (config.protocol set) get tables of their own, one per
@@ -282,7 +282,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], arm_entries: Sequence[Mapping[st
     title = title or f"Comparison of designs (seed Table 5): {', '.join(datasets)}"
     lines = [f"## {title}", "",
              f"ms per prediction at batch 1: median (min-max) of {runs} runs after warm-up, "
-             f"on {host['name']} ({host['cpu_model']}, {host['cpu_count']} CPUs).", "",
+             f"on {host['cpu_model']} ({host['cpu_count']} CPUs).", "",
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in rows:
         faces = f"{r['num_examples']:,}" if r.get("num_examples") else "-"
@@ -378,7 +378,7 @@ def protocol_markdown(key: str, rows: Sequence[Mapping[str, Any]]) -> str:
              "(reduced AffectNet at 224x224, 25K test faces: another dataset and input, "
              "beside ours, not comparable). Train time: a whole run, validation included, "
              "mean over seeds; img/s: the training steps' median over epochs; `on`: the "
-             "device it trained on. ms: LiteRT at batch 1, 1 thread, this host.", "",
+             "device it trained on. ms: LiteRT at batch 1, 1 thread, on the machine that ran compare.", "",
              "| design | thesis acc. % | params | seeds | accuracy % | balanced acc. % | "
              "train time | img/s | on | int8 KiB | float32 ms | int8 ms | faces | recipe |",
              "|" + " --- |" * 14]

@@ -17,7 +17,8 @@ def _results(tmp_path):
     (results / "per_label_ferplus" / "confusion.png").write_bytes(b"png")
     (results / "compare_fer2013").mkdir()
     (results / "compare_fer2013" / "compare.md").write_text(
-        "## Comparison of designs (seed Table 5)\n\n| design |\n| --- |\n| big |\n\n"
+        "## Comparison of designs (seed Table 5)\n\nms on vm (AMD EPYC, 2 CPUs).\n\n"
+        "| design | ms | measured |\n| --- | --- | --- |\n| big | 1.5 | 2026-12-01 |\n\n"
         "![accuracy against latency](accuracy_latency.png)\n")
     (results / "compare_fer2013" / "compare.json").write_text(json.dumps({"rows": [
         {"design": "small", "run": "small_seed1", "accuracy": 0.70, "params": 2_000_000},
@@ -81,6 +82,10 @@ def test_section_replaces_only_between_markers(tmp_path):
     doc.write_text(f"# Results\n\n{readme.RESULTS_BEGIN}\nold\n{readme.RESULTS_END}\n\nfindings\n")
     argv = ["--root", str(tmp_path), "--readme", str(path), "--doc", str(doc),
             "--shipped", str(tmp_path / "absent.json")]
+    before = path.read_text(), doc.read_text()
+    assert readme.main(argv) == 1  # Only checks by default: out of step, nothing written.
+    assert (path.read_text(), doc.read_text()) == before
+    argv.append("--write")
     assert readme.main(argv) == 0
     text, full = path.read_text(), doc.read_text()
     assert "old numbers" not in text and "\nold\n" not in full
@@ -89,6 +94,9 @@ def test_section_replaces_only_between_markers(tmp_path):
     # The README gets the goals table only; the doc gets the goals and every table.
     assert "| goal | measured | |" in text and "Accuracy per label" not in text
     assert "\n### Accuracy per label (seed Table 7)" in full and "\n## Comparison" not in full
+    # No dates or host names in the docs; the rest of the table stays.
+    assert "| design | ms |\n| --- | --- |\n| big | 1.5 |\n" in full
+    assert "2026" not in full and "vm" not in full and "on AMD EPYC (2 CPUs)" in full
     # Image links point from the doc to the results folder.
     assert "](../benchmarks/results/compare_fer2013/accuracy_latency.png)" in full
     assert "![confusion matrix](../benchmarks/results/per_label_ferplus/confusion.png)" in full
@@ -96,9 +104,10 @@ def test_section_replaces_only_between_markers(tmp_path):
     assert "](../research/shipped_tau/results/ferplus/prior_correction.png)" in full
     # Without shipped.json the FER2013 and speed goals are still judged.
     assert "FER2013 PublicTest accuracy" in text and "FER+ accuracy" not in text
-    # Written twice, the same files.
+    # Written twice, the same files; then the check passes.
     readme.main(argv)
     assert path.read_text() == text and doc.read_text() == full
+    assert readme.main(argv[:-1]) == 0
 
 
 def test_missing_markers_is_a_clear_error():
@@ -141,3 +150,13 @@ def test_goals_come_from_cross_validation_when_it_was_run(tmp_path):
     # The shipped model's own validation rows give way to the cross-validated ones.
     assert "(shipped model)" not in text and "| 3,683,640" not in text
     assert "params <= 10,000,000 | 1,000,000 | met" in text
+
+
+def test_the_repository_docs_are_in_step_with_the_results():
+    """A results file changed without `--write` leaves the docs stale: this turns red."""
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = ["--root", root, "--readme", os.path.join(root, "README.md"),
+            "--doc", os.path.join(root, "docs", "results.md"),
+            "--shipped", os.path.join(root, "fer", "assets", "model", "shipped.json")]
+    assert readme.main(argv) == 0

@@ -1,11 +1,14 @@
-"""python -m tools.readme_tables [--root .] [--readme README.md] [--doc docs/results.md]
+"""python -m tools.readme_tables [--write] [--root .] [--readme README.md] [--doc docs/results.md]
 
-Writes the docs' results from the commands' own outputs (the measurements in
+The docs' results from the commands' own outputs (the measurements in
 benchmarks/results/*/, the studies' in research/*/results/*/, and the shipped
-model's shipped.json), so every figure in the docs is one a command wrote, and
-rerunning those commands then this one keeps them in step: the goals table into
-the README, the goals and every table into docs/results.md. Each sits between the
-markers RESULTS_BEGIN and RESULTS_END; the rest of either file is left alone.
+model's shipped.json), so every figure in the docs is one a command wrote: the
+goals table for the README, the goals and every table for docs/results.md, each
+between the markers RESULTS_BEGIN and RESULTS_END (the rest of either file is left
+alone). By default it only checks that the docs are in step (exit 1 naming the
+files that are not); `--write` rewrites them, for a maintainer who has rerun a
+measurement. The docs' copies leave out when and on which host a row was measured
+(the results files keep it): docs state findings, not a diary.
 """
 
 from __future__ import annotations
@@ -61,8 +64,7 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "`resnet_fer_small_pair_shifted` / `_trio_shifted`, it with one or both `_cpu` runs "
      "over ten views per face (the face and its mirror image, each also moved 2 px up, "
      "down, left and right). Each row is its run's checkpoint best on balanced accuracy "
-     "(`benchmarks.compare --rescore`: scored again, not read from the run's report) and "
-     "says when it was measured ('earlier': a previous session, same machine). For "
+     "(`benchmarks.compare --rescore`: scored again, not read from the run's report). For "
      "reference, the seed's Table 5 (reduced AffectNet at 224x224, another dataset and "
      "input size): baseline 62.76%, baseline with BN 63.00%, xcao 68.61%, xcao2 75.40%, "
      "fractal 69.23%, GoogleNet 68.93%, MobileNet 47.30%."),
@@ -123,10 +125,10 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "the larger design (6.3M params, stride 2; 85 minutes on 2 CPU cores), and "
      "`resnet_fer_shifted`, it over ten views (the face and its mirror image, each also "
      "moved 2 px up, down, left and right; `_tau0` likewise), `_pair_`: with the "
-     "full-resolution tiny run. Each row says when it was "
-     "measured ('earlier': a previous session). Compare milliseconds only between rows "
-     "measured together: hosts differ several-fold, as `resnet_fer_tiny` (earlier) and "
-     "`_unweighted`, the same network, show."),
+     "full-resolution tiny run. The rows were not all timed together (compare.json "
+     "records when each was), and machines differ several-fold, as `resnet_fer_tiny` and "
+     "`_unweighted`, the same network, show: compare milliseconds within one table's "
+     "rows with care, and accuracy freely."),
     (os.path.join(ABLATION, "fer2013"), "ensemble.md",
      "The same ingredients on FER2013: the unweighted runs "
      "(`configs/resnet_fer.py:size=tiny,data=fer2013`, seeds 0 and 1), one and both, with and "
@@ -319,6 +321,33 @@ def _demote_and_relink(markdown: str, folder: str, readme_dir: str) -> str:
     return re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", relink, markdown)
 
 
+# Columns of the commands' tables that are records, not findings.
+RECORD_COLUMNS = ("measured",)
+_HOST_NAME = re.compile(r"\bon [^\s(]+ \(([^,()]+), (\d+) CPUs\)")
+
+
+def _drop_columns(markdown: str, names: Sequence[str] = RECORD_COLUMNS) -> str:
+    """Each markdown table without the columns headed by `names`."""
+    out, drop = [], None
+    for line in markdown.split("\n"):
+        if not line.startswith("|"):
+            out.append(line)
+            drop = None
+            continue
+        cells = line.strip().strip("|").split("|")
+        if drop is None:  # The header row of a new table.
+            drop = {i for i, c in enumerate(cells) if c.strip() in names}
+        if drop:
+            line = "|" + "|".join(c for i, c in enumerate(cells) if i not in drop) + "|"
+        out.append(line)
+    return "\n".join(out)
+
+
+def _for_docs(markdown: str) -> str:
+    """A command's table as the docs show it: no dates, no host names."""
+    return _HOST_NAME.sub(r"on \1 (\2 CPUs)", _drop_columns(markdown))
+
+
 def goals_table(root: str, shipped: Mapping[str, Any] | None) -> list[str]:
     """The goals as a markdown table (no lines when nothing was measured)."""
     rows = goals(root, shipped)
@@ -341,7 +370,8 @@ def section(root: str, readme_dir: str,
         if not os.path.exists(path):
             continue
         with open(path) as f:
-            text = _demote_and_relink(f.read().strip(), os.path.dirname(path), readme_dir)
+            text = _demote_and_relink(_for_docs(f.read().strip()), os.path.dirname(path),
+                                      readme_dir)
         if intro:
             # The table's own heading first, then the sentence.
             head, _, rest = text.partition("\n")
@@ -363,15 +393,21 @@ def replace_section(readme: str, body: str) -> str:
     return readme[:start + len(RESULTS_BEGIN)] + "\n" + body + readme[end:]
 
 
-def _rewrite(path: str, body: str) -> None:
+def _update(path: str, body: str, write: bool) -> bool:
+    """Whether `path` already holds `body` between its markers; rewritten if `write`."""
     with open(path) as f:
         text = f.read()
-    with open(path, "w") as f:
-        f.write(replace_section(text, body))
+    new = replace_section(text, body)
+    if write and new != text:
+        with open(path, "w") as f:
+            f.write(new)
+    return new == text
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="The docs' results from the commands' outputs")
+    parser.add_argument("--write", action="store_true",
+                        help="rewrite the docs' results sections (default: only check them)")
     parser.add_argument("--root", default=".",
                         help="the repository (holds benchmarks/results and research/)")
     parser.add_argument("--readme", default="README.md", help="gets the goals table")
@@ -382,9 +418,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     shipped = _load_json(args.shipped)
     body = section(args.root, os.path.dirname(os.path.abspath(args.doc)), shipped)
-    _rewrite(args.doc, body)
-    _rewrite(args.readme, "\n".join(goals_table(args.root, shipped)) + "\n")
-    print(body)
+    stale = [path for path, text in ((args.doc, body), (args.readme, "\n".join(
+        goals_table(args.root, shipped)) + "\n")) if not _update(path, text, args.write)]
+    if args.write:
+        print("\n".join(f"rewrote {p}" for p in stale) or "the docs were in step")
+        return 0
+    if stale:
+        print("out of step with the results (python -m tools.readme_tables --write): "
+              + ", ".join(stale))
+        return 1
+    print("the docs are in step with the results")
     return 0
 
 

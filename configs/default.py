@@ -94,6 +94,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.weight_decay = 0.0      # Decoupled (adamw) or L2 added to the gradient.
     config.grad_clip_norm = 0.0    # 0 = no clipping.
     config.label_smoothing = 0.0
+    # Knowledge distillation (fer.data.soft_targets): each training target becomes
+    # distill_weight * teacher probabilities + (1 - distill_weight) * its own target.
+    # distill_targets: the .npz of `python -m fer.training.teacher` (a path, so a flag
+    # like data_dir, never a config's); '' with weight 0 = off.
+    config.distill_targets = ""
+    config.distill_weight = 0.0
+    # Logit-adjusted loss (Menon et al. 2021): the training loss sees logits +
+    # logit_adjustment * log(training class prior), so the network itself learns the
+    # rare classes' margins; evaluation and export use the plain logits. 0 = off;
+    # 1 = the paper's balanced-error setting.
+    config.logit_adjustment = 0.0
     # Global batch over all devices of all hosts; 0 = by hardware
     # (per_device_batch_size x jax.device_count()).
     config.batch_size = 0

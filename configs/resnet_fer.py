@@ -30,6 +30,13 @@ Arguments (`key=value,...` after the colon; each has a default):
   seed=N  initial weights, data order, augmentation and dropout: the ensemble members
       differ only in it (or in stride).
   epochs=N  0 = the recipe's.
+  distill=W  knowledge distillation: each target becomes W x a teacher's probabilities +
+      (1 - W) x the recipe's own (0 = off). The teacher's file is a path, so a flag:
+      --config.distill_targets=runs/teacher/ferplus_train.npz, made by
+      `python -m fer.training.teacher` (research/distillation).
+  la=T  logit-adjusted loss (Menon et al. 2021): T x log(training prior) added to the
+      logits in the training loss only (0 = off; 1 = the paper's). It does the class
+      weights' job another way; pair it with weights=none to not do it twice.
 
 The shipped ensemble's members: `size=tiny,data=ferplus`, the same with `seed=1`, and
 with `stride=1`. The README's tables name each run by such a string (docs/training.md).
@@ -59,7 +66,7 @@ _WEIGHTS = {"none": (False, 0.5), "sqrt": (True, 0.5), "full": (True, 1.0)}
 
 def get_config(arg: str | None = None):
     arg = default.parse_arg(arg, size="tiny", data="ferplus", stride=0, weights="", seed=0,
-                            epochs=0)
+                            epochs=0, distill=0.0, la=0.0)
     for key, value, known in (("size", arg.size, SIZES), ("data", arg.data, RECIPES),
                               ("weights", arg.weights or "none", _WEIGHTS)):
         if value not in known:
@@ -77,4 +84,6 @@ def get_config(arg: str | None = None):
         config.class_weights, config.class_weight_power = _WEIGHTS[weights]
     config.seed = arg.seed
     config.epochs = arg.epochs or config.epochs
+    config.distill_weight = arg.distill
+    config.logit_adjustment = arg.la
     return config

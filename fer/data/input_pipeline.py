@@ -1,6 +1,7 @@
 """The grain input pipeline: grain.MapDataset transformations, one iterator per run.
 
-    records (fer.data.sources) -> epoch order (shuffle, or a class-balanced draw)
+    records (fer.data.sources) [+ a teacher's row each, fer.data.soft_targets]
+    -> epoch order (shuffle, or a class-balanced draw)
     -> per record: preprocessing variant -> resize -> [0, 1] -> augmentation
     -> batches of this process -> repeat -> (prefetch in worker processes)
 
@@ -31,6 +32,7 @@ from fer import labels as labels_lib
 from fer import spec as spec_lib
 from fer.data import augment as augment_lib
 from fer.data import preprocessing
+from fer.data import soft_targets
 from fer.data import sources as sources_lib
 
 
@@ -132,6 +134,8 @@ class ToExample:
     augment: augment_lib.AugmentOptions | None  # None: no augmentation.
     num_classes: int
     soft_targets: bool
+    # Weight of a record's 'teacher' probabilities in its target (fer.data.soft_targets).
+    distill_weight: float = 0.0
 
     def __post_init__(self):
         if self.channels not in (1, 3):
@@ -153,6 +157,9 @@ class ToExample:
         else:
             target = np.zeros(self.num_classes, np.float32)
             target[label] = 1.0
+        if self.distill_weight and "teacher" in record:
+            w = np.float32(self.distill_weight)
+            target = w * np.asarray(record["teacher"], np.float32) + (1 - w) * target
         return {"image": image, "label": np.int32(label), "target": target,
                 "mask": np.float32(1.0)}
 
@@ -162,6 +169,28 @@ class ToExample:
                                   np.float32),
                 "label": np.int32(0), "target": np.zeros(self.num_classes, np.float32),
                 "mask": np.float32(0.0)}
+
+
+def distill_weight(config) -> float:
+    """config.distill_weight, checked against config.distill_targets (both or neither)."""
+    weight = float(config.get("distill_weight", 0.0))
+    path = str(config.get("distill_targets", ""))
+    if weight and not path:
+        raise ValueError(f"config.distill_weight={weight:g} needs config.distill_targets "
+                         "(the .npz of python -m fer.training.teacher)")
+    if path and not weight:
+        raise ValueError(f"config.distill_targets={path!r} is unused with "
+                         "config.distill_weight=0; set a weight in (0, 1]")
+    return weight
+
+
+def _with_targets(config, data: sources_lib.Split, num_classes: int):
+    """The split's source, its records carrying the teacher's row when distilling."""
+    if not distill_weight(config):
+        return data.source
+    probs = soft_targets.load(str(config.distill_targets), labels=data.labels,
+                              num_classes=num_classes)
+    return soft_targets.WithTargets(data.source, probs)
 
 
 def _to_example(config, dataset: sources_lib.Dataset, train: bool) -> ToExample:
@@ -177,7 +206,8 @@ def _to_example(config, dataset: sources_lib.Dataset, train: bool) -> ToExample:
         preprocessing_name=preprocessing.canonical_name(str(config.preprocessing)),
         augment=augment_lib.AugmentOptions.from_config(config)
         if train and config.augment else None,
-        num_classes=dataset.label_set.num_classes, soft_targets=soft)
+        num_classes=dataset.label_set.num_classes, soft_targets=soft,
+        distill_weight=distill_weight(config) if train else 0.0)
 
 
 # ----------------------------------------------------------------------------
@@ -286,7 +316,9 @@ def train_dataset(config, split: str, *, batch_size: int, seed: int,
     shard_index, shard_count = _resolve_shard(shard_index, shard_count)
     dataset = load_dataset(config)
     data = dataset.split(split)
-    records = grain.MapDataset.source(_BatchedReads(data.source))
+    # Teacher rows are attached by record index, before any shuffle.
+    source = _with_targets(config, data, dataset.label_set.num_classes)
+    records = grain.MapDataset.source(_BatchedReads(source))
     if config.balanced_sampling:
         records = ClassBalancedMapDataset(records, data.labels, _seed_for(seed, "balance"))
     else:

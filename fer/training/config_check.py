@@ -51,6 +51,8 @@ RULES: dict[str, Rule] = {
     "weight_decay": _real(0.0),
     "grad_clip_norm": _real(0.0),
     "label_smoothing": _real(0.0, 1.0, high_open=True),
+    "distill_weight": _real(0.0, 1.0),  # Of the teacher in each target.
+    "logit_adjustment": _real(0.0, 2.0),  # Prior correction's range (fer.models.ensemble).
     "batch_size": _integer(0),  # 0: per_device_batch_size x devices.
     "per_device_batch_size": _integer(1),
     "eval_batch_size": _integer(0),  # 0: batch_size.

@@ -37,6 +37,7 @@ from fer import spec as spec_lib
 from fer.data import input_pipeline
 from fer.evaluation import evaluate as evaluate_lib
 from fer.evaluation.evaluate import create_mesh, pad_batch, shard_batch  # Shared.
+from fer.models import ensemble as ensemble_lib
 from fer.training import checkpoint as checkpoint_lib
 from fer.training import state as state_lib
 from fer.training import writers as writers_lib
@@ -81,9 +82,15 @@ def _batch_metrics(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
 
 def train_step(state: TrainState, batch: Batch, *, model, tx,
                class_weights: jax.Array | None = None,
-               label_smoothing: float = 0.0
+               label_smoothing: float = 0.0,
+               logit_offset: jax.Array | None = None
                ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimizer step on one global batch; returns the new state and sums."""
+    """One optimizer step on one global batch; returns the new state and sums.
+
+    `logit_offset` (K,), when given, is added to the logits in the loss only (the
+    logit-adjusted loss: tau * log prior, see `logit_adjustment`); the metrics
+    score the plain logits, as evaluation and export do.
+    """
     dropout_rng = jax.random.fold_in(state.rng, state.step)
     has_bn = bool(jax.tree.leaves(state.batch_stats))
 
@@ -94,7 +101,9 @@ def train_step(state: TrainState, batch: Batch, *, model, tx,
         logits, updates = model.apply(
             variables, batch["image"], train=True, rngs={"dropout": dropout_rng},
             mutable=["batch_stats"])
-        loss = cross_entropy(logits, batch["target"], batch["mask"],
+        adjusted = logits if logit_offset is None else (
+            logits.astype(jnp.float32) + logit_offset)
+        loss = cross_entropy(adjusted, batch["target"], batch["mask"],
                              class_weights, label_smoothing)
         return loss, (logits, updates)
 
@@ -198,9 +207,23 @@ def compiler_options(mesh: Mesh) -> dict[str, str] | None:
     return dict(CPU_COMPILER_OPTIONS)
 
 
+def logit_adjustment(counts: np.ndarray, tau: float) -> np.ndarray | None:
+    """tau * log(training prior), centred: what the logit-adjusted loss adds to the logits.
+
+    Menon et al. (2021): training on softmax(f(x) + tau log pi) makes f itself carry
+    a margin for the rare classes, at training time, instead of correcting its
+    prior afterwards (fer.models.ensemble's prior correction at inference). A class
+    absent from training counts half an example, as there. None when tau is 0.
+    """
+    if not tau:
+        return None
+    return np.asarray(ensemble_lib.prior_shift(counts, float(tau)), np.float32)
+
+
 def compile_steps(model, tx, mesh: Mesh, num_classes: int,
                   class_weights: np.ndarray | None = None,
-                  label_smoothing: float = 0.0
+                  label_smoothing: float = 0.0,
+                  logit_offset: np.ndarray | None = None
                   ) -> tuple[Callable, Callable]:
     """jit-compiled (train_step, predict): batch sharded, state replicated.
 
@@ -210,9 +233,10 @@ def compile_steps(model, tx, mesh: Mesh, num_classes: int,
     data = NamedSharding(mesh, P("data"))
     replicated = NamedSharding(mesh, P())
     weights = None if class_weights is None else jnp.asarray(class_weights, jnp.float32)
+    offset = None if logit_offset is None else jnp.asarray(logit_offset, jnp.float32)
     p_train = jax.jit(
         functools.partial(train_step, model=model, tx=tx, class_weights=weights,
-                          label_smoothing=label_smoothing),
+                          label_smoothing=label_smoothing, logit_offset=offset),
         in_shardings=(replicated, data), out_shardings=(replicated, replicated),
         donate_argnums=0, compiler_options=compiler_options(mesh))
     return p_train, evaluate_lib.compile_predict(model, mesh)
@@ -392,8 +416,10 @@ def train_and_evaluate(
     state = state_lib.create_train_state(jax.random.PRNGKey(int(config.seed)), model,
                                          tx, input_shape(config))
     state = jax.device_put(state, replicated)
+    offset = logit_adjustment(info.class_counts[config.train_split],
+                              float(config.get("logit_adjustment", 0.0)))
     p_train, p_eval = compile_steps(model, tx, mesh, num_classes, class_weights,
-                                    float(config.label_smoothing))
+                                    float(config.label_smoothing), offset)
 
     def validate(variables) -> dict[str, Any]:
         """The eval split's summary in report.json's schema, as

@@ -22,7 +22,6 @@ install it apart (docs/training.md, "Training speed").
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import platform
 import statistics
@@ -35,6 +34,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+import configs
 from benchmarks import latency
 from fer import models
 from fer.training import state as state_lib
@@ -53,13 +53,6 @@ TORCH_MISSING = ("torch is not installed (no dependency of fer): the PyTorch com
                  "`python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install "
                  "-r requirements.txt -e . torch --extra-index-url "
                  "https://download.pytorch.org/whl/cpu`, and run with that python.")
-
-
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    """'configs/x.py:args' -> configs.x.get_config('args')."""
-    path, _, arg = spec.partition(":")
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-    return module.get_config(arg or None)
 
 
 def synthetic_batch(config: ml_collections.ConfigDict, batch_size: int,
@@ -211,7 +204,7 @@ def measure(design: str, *, config_spec: str | None = None, batch_size: int = 64
             with_torch: bool = False, log=print) -> dict[str, Any]:
     """One design's row: every runner's median img/s and cores, parameter counts, MACs."""
     config_spec = config_spec or DESIGNS[design]
-    config = load_config(config_spec)
+    config = configs.load(config_spec)
     if config.model != design:
         raise ValueError(f"{config_spec} trains {config.model}, not {design}")
     batch = synthetic_batch(config, batch_size)

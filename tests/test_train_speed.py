@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+import configs
 from benchmarks import train_speed
 from fer.training import train as train_lib
 
@@ -51,7 +52,7 @@ def test_torch_twin_has_the_same_network(tmp_path):
 
 
 def test_synthetic_batch_follows_the_label_mode():
-    config = train_speed.load_config(train_speed.DESIGNS["resnet_fer_tiny"])
+    config = configs.load(train_speed.DESIGNS["resnet_fer_tiny"])
     soft = train_speed.synthetic_batch(config, 5)
     assert soft["image"].shape == (5, 48, 48, 1) and soft["target"].shape == (5, 8)
     np.testing.assert_allclose(soft["target"].sum(-1), 1, rtol=1e-6)

@@ -44,6 +44,7 @@ SHIPPED_TAU = os.path.join("research", "shipped_tau", "results")
 ABLATION = os.path.join("research", "ensemble_ablation", "results")
 OFFSETS = os.path.join("research", "per_class_offsets", "results")
 PREPROCESSING = os.path.join("research", "preprocessing_table4", "results")
+ANGER = os.path.join("research", "anger", "results")
 
 # (results folder from the repository root, markdown file, sentence put before the table).
 TABLES: Sequence[tuple[str, str, str]] = (
@@ -90,6 +91,10 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "under both intervals here: folds of one split share its faces' sources and "
      "raters, which a new split does not, so these intervals are a lower bound on "
      "the uncertainty."),
+    (os.path.join(ANGER, "ferplus"), "anger.md",
+     "Why posed anger is a weak spot (`python -m research.anger`): FER+'s ten raters kept "
+     "only 41% of FER2013's angry faces as anger, and the shipped model sides with them "
+     "(research/anger/README.md)."),
     (os.path.join(MEASURED, "gallery_crops"), "gallery_crops.md",
      "The same faces through the gallery's own path (`python -m benchmarks.gallery_crops "
      "--out DIR`): pasted into a photo, found by BlazeFace, cropped, resized."),

@@ -81,14 +81,91 @@ def _as_unit_float(images: np.ndarray | None, spec: spec_lib.ModelSpec,
     return images
 
 
-def probability_fn(module, variables) -> Callable[[Any], Any]:
-    """x (B,H,W,C) float32 in [0,1] -> softmax probabilities float32 (B, K)."""
+def probability_fn(module, variables, *,
+                   rewrites: dict[str, int] | None = None) -> Callable[[Any], Any]:
+    """x (B,H,W,C) float32 in [0,1] -> softmax probabilities float32 (B, K).
+
+    With `rewrites` (a dict, filled with counts when the function is traced), every
+    BatchNorm at inference is computed as the per-channel affine map it is,
+    x * a + b with a = scale / sqrt(var + eps) and b = bias - mean * a, instead of
+    Flax's (x - mean) * a' + bias (see `_affine_batch_norm`): the same function to
+    float rounding, a graph that quantizes far better. Without it, Flax's own
+    computation (the reference every variant is compared with).
+    """
     import jax
 
     def fn(x):
-        logits = module.apply(variables, x, train=False)
+        if rewrites is None:
+            logits = module.apply(variables, x, train=False)
+        else:
+            import flax.linen as nn  # noqa: PLC0415
+            with nn.intercept_methods(_affine_batch_norm(rewrites)):
+                logits = module.apply(variables, x, train=False)
         return jax.nn.softmax(logits.astype("float32"), axis=-1)
     return fn
+
+
+def _affine_batch_norm(counts: dict[str, int]):
+    """A Flax method interceptor that computes inference BatchNorm as one affine map.
+
+    Flax computes (x - mean) * (scale / sqrt(var + eps)) + bias: three ops (SUB, MUL,
+    ADD) once converted, each quantized per tensor in int8. Where a BatchNorm follows a
+    ReLU (xcao, xcao2, baseline_bn) the converter cannot fold it into the convolution,
+    and the middle tensor (x - mean) * a carries -mean * a, a large per-channel offset
+    for a rarely active channel (tiny variance, a up to ~100): that one channel sets
+    the int8 range of the whole tensor. Here a BatchNorm whose input is a Conv's or
+    Dense's output becomes x * a + b (MUL, ADD), which the converter folds into that
+    layer as before ("into_linear"); any other becomes a 1x1 depthwise convolution with
+    weights a and bias b ("as_depthwise"), one op whose weights int8 quantizes per
+    channel. Counts of each go to `counts`; a BatchNorm in training mode, over another
+    axis, or synchronised across devices is left to Flax ("unchanged").
+    """
+    import flax.linen as nn  # noqa: PLC0415
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    linear_outputs: list[Any] = []  # Outputs of Conv/Dense layers seen while tracing.
+
+    def interceptor(next_fun, args, kwargs, context):
+        module = context.module
+        if context.method_name != "__call__":
+            return next_fun(*args, **kwargs)
+        if isinstance(module, (nn.Conv, nn.Dense)):
+            out = next_fun(*args, **kwargs)
+            linear_outputs.append(out)
+            return out
+        if not isinstance(module, nn.BatchNorm):
+            return next_fun(*args, **kwargs)
+        x = args[0]
+        running = nn.merge_param("use_running_average", module.use_running_average,
+                                 kwargs.get("use_running_average",
+                                            args[1] if len(args) > 1 else None))
+        if (not running or module.axis not in (-1, x.ndim - 1) or module.axis_name
+                or kwargs.get("mask") is not None):
+            counts["unchanged"] = counts.get("unchanged", 0) + 1
+            return next_fun(*args, **kwargs)
+        variables = module.variables
+        stats = variables["batch_stats"]
+        a = jax.lax.rsqrt(stats["var"].astype(jnp.float32) + module.epsilon)
+        if module.use_scale:
+            a = a * variables["params"]["scale"].astype(jnp.float32)
+        b = -stats["mean"].astype(jnp.float32) * a
+        if module.use_bias:
+            b = b + variables["params"]["bias"].astype(jnp.float32)
+        dtype = module.dtype or jnp.result_type(x, jnp.float32)
+        after_linear = any(x is out for out in linear_outputs)
+        if x.ndim == 4 and not after_linear:
+            channels = x.shape[-1]
+            y = jax.lax.conv_general_dilated(
+                x.astype(jnp.float32), a.reshape(1, 1, 1, channels), (1, 1), "VALID",
+                dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels)
+            how = "as_depthwise"
+        else:
+            y = x.astype(jnp.float32) * a
+            how = "into_linear" if after_linear else "as_multiply_add"
+        counts[how] = counts.get(how, 0) + 1
+        return (y + b).astype(dtype)
+    return interceptor
 
 
 def jax_probs(module, variables, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -99,14 +176,21 @@ def jax_probs(module, variables, images: np.ndarray, batch_size: int = 256) -> n
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def concrete_function(module, variables, spec: spec_lib.ModelSpec):
-    """(tf.Module, concrete function) of the probability function at batch 1."""
+def concrete_function(module, variables, spec: spec_lib.ModelSpec, *,
+                      affine_batch_norm: bool = True,
+                      rewrites: dict[str, int] | None = None):
+    """(tf.Module, concrete function) of the probability function at batch 1.
+
+    affine_batch_norm: BatchNorm as one affine map per channel (probability_fn);
+    how each was rewritten is counted into `rewrites` when given.
+    """
     import tensorflow as tf
     from jax.experimental import jax2tf
 
-    tf_fn = tf.function(
-        jax2tf.convert(probability_fn(module, variables), with_gradient=False),
-        autograph=False)
+    if affine_batch_norm and rewrites is None:
+        rewrites = {}
+    fn = probability_fn(module, variables, rewrites=rewrites if affine_batch_norm else None)
+    tf_fn = tf.function(jax2tf.convert(fn, with_gradient=False), autograph=False)
     holder = tf.Module()
     holder.probabilities = tf_fn  # Keeps the function alive for the converter.
     cf = tf_fn.get_concrete_function(
@@ -226,6 +310,7 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
            max_accuracy_drop: float = MAX_ACCURACY_DROP,
            min_agreement: float = MIN_AGREEMENT,
            max_calibration_images: int = MAX_CALIBRATION_IMAGES,
+           affine_batch_norm: bool = True,
            seed: int = 0) -> dict[str, Any]:
     """Converts a Flax model to TFLite variants and checks each against JAX.
 
@@ -248,6 +333,9 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
         more than `max_accuracy_drop` points below the float32 (JAX) model's on
         the same faces; without them only the agreement floor is checked.
       min_agreement: refuse a quantized variant below this top-1 agreement.
+      affine_batch_norm: convert every inference BatchNorm as one affine map
+        per channel (probability_fn; recorded under `batch_norm`). False keeps
+        Flax's (x - mean) * a + bias, which int8 quantizes badly after a ReLU.
 
     Returns:
       The export.json record. Raises QuantizationRefused (after writing every
@@ -279,7 +367,9 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
     reference = jax_probs(module, variables, validation)
     reference_metrics = None if labels is None else label_metrics(reference, labels)
     started = time.perf_counter()
-    holder, cf = concrete_function(module, variables, spec)
+    rewrites: dict[str, int] = {}
+    holder, cf = concrete_function(module, variables, spec,
+                                   affine_batch_norm=affine_batch_norm, rewrites=rewrites)
     trace_seconds = time.perf_counter() - started
 
     record: dict[str, Any] = {
@@ -290,6 +380,8 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
         "acceptance": {"quantized": list(QUANTIZED), "labelled": labels is not None,
                        "max_accuracy_drop_points": float(max_accuracy_drop),
                        "min_agreement": float(min_agreement)},
+        "batch_norm": ({"affine": True, **rewrites} if affine_batch_norm
+                       else {"affine": False}),
         "trace_seconds": round(trace_seconds, 3), "versions": _versions(),
         "variants": {}, "refused": {}}
     refusals = []

@@ -173,8 +173,8 @@ class ToExample:
 
 def distill_weight(config) -> float:
     """config.distill_weight, checked against config.distill_targets (both or neither)."""
-    weight = float(config.get("distill_weight", 0.0))
-    path = str(config.get("distill_targets", ""))
+    weight = float(config.distill_weight)
+    path = str(config.distill_targets)
     if weight and not path:
         raise ValueError(f"config.distill_weight={weight:g} needs config.distill_targets "
                          "(the .npz of python -m fer.training.teacher)")

@@ -417,7 +417,7 @@ def train_and_evaluate(
                                          tx, input_shape(config))
     state = jax.device_put(state, replicated)
     offset = logit_adjustment(info.class_counts[config.train_split],
-                              float(config.get("logit_adjustment", 0.0)))
+                              float(config.logit_adjustment))
     p_train, p_eval = compile_steps(model, tx, mesh, num_classes, class_weights,
                                     float(config.label_smoothing), offset)
 

@@ -90,8 +90,11 @@ def test_a_batch_norm_after_relu_quantizes_to_int8_as_one_affine_op(tmp_path, mo
     assert int8["top1_agreement"] >= 0.99 and int8["num_validation"] > 150
     assert int8["accuracy_drop_points"] <= tflite.MAX_ACCURACY_DROP
     assert "SUB" not in int8["ops"] and "MUL" not in int8["ops"]
+    assert int8["float_ops"] == []  # Still full integer...
     classifier = runtime.LiteRTClassifier(str(tmp_path), variant="int8")
-    assert classifier.input_dtype == np.int8  # Still full integer, input included.
+    assert classifier.input_dtype == np.int8  # ...input included.
+    # The float32 file, by contrast, computes every op in float.
+    assert "SOFTMAX" in tflite.float_ops(str(tmp_path / "model.tflite"))
 
 
 def test_the_rewritten_float32_graph_equals_jax(tmp_path, model):

@@ -234,6 +234,20 @@ def builtin_op_problems(op_names: Iterable[str]) -> list[str]:
                    if op.startswith("Flex") or op.upper() == "CUSTOM"})
 
 
+def float_ops(tflite_path: str) -> list[str]:
+    """Ops of a graph that compute in float: those with a float output tensor
+    (DEQUANTIZE, the conversion into float, aside). Empty for a full-integer model."""
+    interpreter = runtime.make_interpreter(tflite_path)
+    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
+    found = []
+    for op in interpreter._get_ops_details():  # pylint: disable=protected-access
+        if op["op_name"] in ("DELEGATE", "DEQUANTIZE"):
+            continue
+        if any(dtypes.get(int(i)) in (np.float32, np.float16) for i in op["outputs"]):
+            found.append(op["op_name"])
+    return found
+
+
 def label_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Accuracy and balanced accuracy of probabilities against integer labels."""
     from fer.evaluation import metrics
@@ -400,6 +414,8 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
             raise
         entry = {"file": runtime.model_filename(variant), "bytes": len(flatbuffer),
                  "convert_seconds": round(seconds, 3), **check}
+        if variant == "int8":  # Full integer is its promise: checked, not assumed.
+            entry["float_ops"] = float_ops(scratch)
         if reference_metrics is not None:
             entry.update({f"{k}_drop_points": 100 * (reference_metrics[k] - check[k])
                           for k in reference_metrics})

@@ -139,6 +139,7 @@ def main(argv=None) -> int:
                                                        - check["balanced_accuracy"]),
                "top1_agreement": check["top1_agreement"], "accepted": not reasons,
                "reasons": reasons, "ops": check["ops"],
+               "float_ops": tflite.float_ops(path) if "int8" in name else None,
                "ms_1_thread": timing["ms_median"], **extra}
         rows.append(row)
         print(f"{name}: {row['accuracy']:.2%} ({-row['accuracy_drop_points']:+.2f}), "

@@ -5,14 +5,16 @@ pass the accuracy rule of fer.export (docs/export.md)? Each row is one conversio
 the same checkpoint, scored on the same validation faces against the same JAX model
 and judged by the exporter's own rule (tflite.refusal_reasons):
 
-  * `flax BN`: BatchNorm as Flax computes it, (x - mean) * a + bias (the exporter
-    before issue #20), calibrated on the first N training faces in eval order (what
+  * `flax graph`: the model as Flax computes it (the exporter before issue #20):
+    BatchNorm as (x - mean) * a + bias, an ensemble's mean of log-probabilities;
+    calibrated on the first N training faces in eval order (what
     `fer.export --calibration N` passes);
-  * `affine BN`: every inference BatchNorm as one affine map (the exporter now);
-  * `affine BN, K layers float`: TFLite's QuantizationDebugger ranks the int8 model's
+  * `affine BN` (and, for an ensemble, `mean of logits`): the exporter now
+    (fer.export.tflite.probability_fn);
+  * `..., K layers float`: TFLite's QuantizationDebugger ranks the int8 model's
     tensors by RMSE / scale on 200 calibration faces and the K worst stay float
     (not full-integer: QUANTIZE/DEQUANTIZE around them);
-  * for an ensemble, `members int8, combination float`: every op after the members'
+  * for an ensemble, `flax graph, combination float`: every op after the members'
     logits (log-softmax, mean over views and members, prior shift, softmax) stays
     float.
 
@@ -149,11 +151,13 @@ def main(argv=None) -> int:
               f"{len(flatbuffer) / 1024:.0f} KiB, {row['ms_1_thread']:.3f} ms", flush=True)
 
     graphs = {}
-    for affine in (False, True):
+    export_graph = "affine BN, mean of logits" if is_ensemble else "affine BN"
+    for rewrite in (False, True):
         rewrites: dict[str, int] = {}
         holder, cf = tflite.concrete_function(module, variables, spec,
-                                              affine_batch_norm=affine, rewrites=rewrites)
-        bn = "affine BN" if affine else "flax BN"
+                                              affine_batch_norm=rewrite,
+                                              ensemble_logits=rewrite, rewrites=rewrites)
+        bn = export_graph if rewrite else "flax graph"
         graphs[bn] = (holder, cf)
         record(f"float32, {bn}", tflite.convert(holder, cf, "float32"),
                batch_norm=rewrites or None)
@@ -163,7 +167,7 @@ def main(argv=None) -> int:
             record(f"int8, {bn}, {n} calibration faces", flatbuffer,
                    convert_seconds=round(time.perf_counter() - started, 1))
 
-    holder, cf = graphs["affine BN"]
+    holder, cf = graphs[export_graph]
     dbg, layers = debugger(holder, cf, calibration[:sizes[0]])
     with open(os.path.join(args.out, "layers.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, ["op_name", "rmse_over_scale", "scale", "tensor_name"],
@@ -172,11 +176,13 @@ def main(argv=None) -> int:
         writer.writerows(layers)
     for k in [int(k) for k in args.float_layers.split(",") if k]:
         nodes = [r["tensor_name"] for r in layers[:k]]
-        record(f"int8, affine BN, {k} worst layers float", mixed(dbg, nodes),
+        record(f"int8, {export_graph}, {k} worst layers float", mixed(dbg, nodes),
                float_layers=[f"{r['op_name']} {r['tensor_name'][:80]}" for r in layers[:k]])
     if is_ensemble:
+        holder, cf = graphs["flax graph"]
+        dbg, _ = debugger(holder, cf, calibration[:sizes[0]])
         nodes = combination_nodes(tflite.convert(holder, cf, "int8", calibration[:sizes[0]]))
-        record("int8 members, combination float", mixed(dbg, nodes), float_nodes=nodes)
+        record("int8, flax graph, combination float", mixed(dbg, nodes), float_nodes=nodes)
 
     host = {"cpu_count": os.cpu_count(), "machine": platform.machine(),
             "cpu_model": runner.cpu_model()}

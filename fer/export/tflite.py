@@ -495,8 +495,9 @@ def export(module, variables, spec: spec_lib.ModelSpec, out_dir: str,
         json.dump(record, f, indent=2)
     if refusals:
         raise QuantizationRefused(
-            " ".join(refusals) + " Calibrate on more, or more representative, real "
-            "training faces, or ship another variant.", record)
+            " ".join(refusals) + " Ship another variant (float16, dynamic_range), or "
+            "calibrate on other training faces (--calibration); docs/export.md and "
+            "research/int8 say what else was measured.", record)
     return record
 
 

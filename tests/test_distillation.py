@@ -178,3 +178,17 @@ def test_saved_targets_round_trip_with_their_provenance(tmp_path):
                       split="train", teacher="x", tau_removed=0.35)
     np.testing.assert_array_equal(soft_targets.load(path, labels=labels, num_classes=K), probs)
     assert soft_targets.describe(path)["tau_removed"] == 0.35
+
+
+def test_the_studys_verdict_needs_every_goal_metric_within_half_a_point_and_one_ms():
+    from research.distillation import __main__ as study  # noqa: PLC0415
+
+    def row(acc, bal, low, ms):
+        return {"accuracy": {"mean": acc}, "balanced_accuracy": {"mean": bal},
+                "min_recall": {"mean": low}, "ms_per_face": ms}
+    reference = row(0.852, 0.834, 0.635, 1.3)
+    assert study.verdict(reference, row(0.848, 0.830, 0.632, 0.9))["meets_goal"]
+    short = study.verdict(reference, row(0.852, 0.828, 0.700, 0.9))
+    assert not short["meets_goal"] and short["within"] == {
+        "accuracy": True, "balanced_accuracy": False, "min_recall": True}
+    assert not study.verdict(reference, row(0.86, 0.84, 0.64, 1.2))["meets_goal"]

@@ -1,0 +1,1 @@
+"""A single network distilled from the shipped ensemble: does it match it? (README.md)"""

@@ -24,34 +24,18 @@ from fer import labels as labels_lib
 from fer import spec as spec_lib
 
 
-def helper_shift(model_dir: str) -> np.ndarray | None:
-    """The prior shift a shipped ensemble subtracts (None when it records none)."""
-    from fer.models import ensemble as ensemble_lib
-
-    path = os.path.join(model_dir, spec_lib.SHIPPED_RECORD)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        ensemble = json.load(f).get("run", {}).get("ensemble") or {}
-    if "tau" not in ensemble or not ensemble.get("train_counts"):
-        return None
-    return np.asarray(ensemble_lib.prior_shift(ensemble["train_counts"], ensemble["tau"]))
-
-
 def _log(probs: np.ndarray) -> np.ndarray:
     return np.log(np.clip(probs, 1e-12, 1.0))
 
 
-def helper_probs(classifier, shift: np.ndarray | None, config, split: str,
-                 limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def helper_probs(classifier, correction: tuple[float, list[float] | None], config,
+                 split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The helper's probabilities over its own classes at tau 0, and the split's labels."""
     from fer.export import runtime
+    from fer.training import teacher
 
     probs, labels = runtime.split_probs(classifier, config, split, limit)
-    if shift is not None:  # Undo the shipped correction: log p + shift, renormalised.
-        probs = np.exp(_log(probs) + shift)
-        probs /= probs.sum(axis=1, keepdims=True)
-    return probs, labels
+    return teacher.uncorrect(probs, *correction), labels
 
 
 def opinion(name: str, main_log: np.ndarray, helper_log: np.ndarray,
@@ -94,13 +78,15 @@ def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
                          f"{run_dir} of {main.spec.input_shape}: both must see the same faces")
     src = labels_lib.get_label_set(helper.spec.label_set)
     dst = labels_lib.get_label_set(main.spec.label_set)
-    shift = helper_shift(helper_dir)
+    from fer.training import teacher
+
+    correction = teacher.recorded_correction(helper_dir)  # Undone: read at tau 0.
 
     main_probs, labels = runtime.split_probs(main, config, split)
-    helped, helper_labels = helper_probs(helper, shift, config, split)
+    helped, helper_labels = helper_probs(helper, correction, config, split)
     if not np.array_equal(labels, helper_labels):
         raise RuntimeError("the split came back in another order for the helper")
-    train_helped, train_labels = helper_probs(helper, shift, config, train_split,
+    train_helped, train_labels = helper_probs(helper, correction, config, train_split,
                                               marginal_faces)
     main_log = _log(main_probs)
     by_name = opinion("mapped by name", main_log,
@@ -117,7 +103,7 @@ def measure(run_dir: str, helper_dir: str, *, data_dir: str | None = None,
     return {
         "run": run_dir, "helper": helper_dir, "dataset": config.dataset, "split": split,
         "num_examples": int(len(labels)), "labels": list(dst.labels),
-        "helper_label_set": src.name, "helper_tau_undone": shift is not None,
+        "helper_label_set": src.name, "helper_tau_undone": correction[1] is not None,
         "dropped": [name for name, i in zip(src.labels, labels_lib.mapping(src, dst)) if i < 0],
         "marginal_faces": int(len(train_helped)),
         "params": params, "total_params": (None if None in params else int(sum(params))),

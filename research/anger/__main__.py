@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import os
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -194,12 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               "model": os.path.normpath(args.model), "split": args.split,
               "angry_by_verdict": by_verdict(matched["fer2013"][pick],
                                              matched["ferplus"][pick], probs)}
-    os.makedirs(args.out, exist_ok=True)
+    from benchmarks import latency
+
     text = markdown(record)
-    with open(os.path.join(args.out, "anger.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(args.out, "anger.json"), "w") as f:
-        json.dump(record, f, indent=1)
+    latency.write_outputs(args.out, "anger", text, None, record)
     print(text)
     return 0
 

@@ -27,7 +27,7 @@ import os
 import platform
 import tempfile
 import time
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from absl import logging
 import numpy as np
@@ -226,34 +226,47 @@ def concrete_function(module, variables, spec: spec_lib.ModelSpec, *,
     return holder, cf
 
 
-def convert(holder, cf, variant: str,
-            calibration: np.ndarray | None = None) -> bytes:
-    """One TFLite flatbuffer of `variant` from a jax2tf concrete function."""
+def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """TFLite's calibration generator: one float32 face (1, H, W, C) per call."""
+    def generate():
+        for image in images:
+            yield [image[None].astype(np.float32)]
+    return generate
+
+
+def converter(holder, cf, variant: str, calibration: np.ndarray | None = None, *,
+              integer_io: bool = True):
+    """A TFLiteConverter set up for `variant` (int8: full-integer, calibrated on
+    `calibration`; `integer_io=False` keeps float input and output, as TFLite's
+    quantization debugger wants)."""
     import tensorflow as tf
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([cf], holder)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([cf], holder)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
     elif variant == "dynamic_range":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
     elif variant == "int8":
         if calibration is None or not len(calibration):
             raise ValueError("int8 export needs calibration images (real training "
                              "images: pass calibration_images=...)")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if integer_io:
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+        conv.representative_dataset = representative_dataset(calibration)
+    return conv
 
-        def representative_dataset():
-            for image in calibration:
-                yield [image[None].astype(np.float32)]
-        converter.representative_dataset = representative_dataset
-    return converter.convert()
+
+def convert(holder, cf, variant: str,
+            calibration: np.ndarray | None = None) -> bytes:
+    """One TFLite flatbuffer of `variant` from a jax2tf concrete function."""
+    return converter(holder, cf, variant, calibration).convert()
 
 
 def builtin_op_problems(op_names: Iterable[str]) -> list[str]:

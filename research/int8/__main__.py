@@ -40,30 +40,13 @@ from fer import loading
 from fer.export import tflite
 
 
-def _representative(images: np.ndarray):
-    def generate():
-        for image in images:
-            yield [image[None].astype(np.float32)]
-    return generate
-
-
-def _int8_converter(holder, cf, calibration: np.ndarray):
-    import tensorflow as tf  # noqa: PLC0415
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([cf], holder)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.representative_dataset = _representative(calibration)
-    return converter
-
-
 def debugger(holder, cf, calibration: np.ndarray):
     """(QuantizationDebugger, rows of layers.csv worst first) on 200 calibration faces."""
     import tensorflow as tf  # noqa: PLC0415
 
     dbg = tf.lite.experimental.QuantizationDebugger(
-        converter=_int8_converter(holder, cf, calibration),
-        debug_dataset=_representative(calibration[:200]))
+        converter=tflite.converter(holder, cf, "int8", calibration, integer_io=False),
+        debug_dataset=tflite.representative_dataset(calibration[:200]))
     dbg.run()
     buffer = io.StringIO()
     dbg.layer_statistics_dump(buffer)

@@ -155,7 +155,8 @@ def test_an_ensemble_is_exported_as_the_mean_of_its_members_logits(tmp_path, mod
     record = tflite.export(ensemble, both, spec, str(tmp_path / "logits"),
                            variants=("float32", "int8"), calibration_images=calibration,
                            validation_images=faces, validation_labels=labels,
-                           max_accuracy_drop=100.0)  # The shift narrows margins: floor only.
+                           max_accuracy_drop=100.0,  # The shift narrows margins: floor only.
+                           int8_combination="int8")
     assert record["ensemble_combination"] == "mean of logits"
     for variant in ("float32", "int8"):
         ops = set(record["variants"][variant]["ops"])
@@ -165,7 +166,56 @@ def test_an_ensemble_is_exported_as_the_mean_of_its_members_logits(tmp_path, mod
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert record["variants"]["int8"]["top1_agreement"] >= 0.95
     assert record["variants"]["int8"]["float_ops"] == []
+    assert record["variants"]["int8"]["combination"] == "int8"
     kept = tflite.export(ensemble, both, spec, str(tmp_path / "log_probs"),
                          validation_images=faces, ensemble_logits=False)
     assert kept["ensemble_combination"] == "mean of log-probabilities"
     assert {"LOG", "EXP", "REDUCE_MAX"} <= set(kept["variants"]["float32"]["ops"])
+
+
+def test_an_ensembles_int8_keeps_its_members_integer_and_its_combination_float(tmp_path,
+                                                                               model):
+    """The default int8 of an ensemble: every member full-integer, the mean over members
+    and views, the prior shift and the softmax in float (full integer rounds them to
+    int8 steps, and ties then go to the lower class index: research/int8)."""
+    from fer.models import ensemble as ensemble_lib
+
+    module, variables, spec, calibration, faces, _ = model
+    ensemble = ensemble_lib.Ensemble(members=(module, module), mirror=True,
+                                     logit_shift=(0.5,) * spec.num_classes)
+    both = ensemble_lib.combine_variables([variables, variables])
+    expected = np.asarray(jax.nn.softmax(ensemble.apply(both, spec_lib.normalise(faces))))
+    record = tflite.export(ensemble, both, spec, str(tmp_path), variants=("int8",),
+                           calibration_images=calibration, validation_images=faces,
+                           validation_labels=expected.argmax(-1))
+    int8 = record["variants"]["int8"]
+    assert int8["combination"] == "float"
+    assert "SOFTMAX" in int8["float_ops"] and "SUM" in int8["float_ops"], int8["float_ops"]
+    assert not {"CONV_2D", "FULLY_CONNECTED", "REVERSE_V2"} & set(int8["float_ops"])
+    classifier = runtime.LiteRTClassifier(str(tmp_path), variant="int8")
+    interpreter = runtime.make_interpreter(str(tmp_path / "model_int8.tflite"))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8  # An int8 interface.
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert (classifier.predict_probs(faces).argmax(-1) == expected.argmax(-1)).mean() >= 0.95
+
+
+def _graph(scope: str) -> bytes:
+    import tensorflow as tf
+
+    weights = tf.constant(np.arange(12, dtype=np.float32).reshape(4, 3) / 10)
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 4), tf.float32)])
+    def fn(x):
+        with tf.name_scope(scope):
+            logits = tf.nn.relu(tf.matmul(x, weights) + 1.0)
+        return tf.nn.softmax(logits * 2.0)
+
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [fn.get_concrete_function()], fn).convert()
+
+
+def test_combination_nodes_are_the_ops_after_the_last_member():
+    nodes = tflite.combination_nodes(_graph("members_0"))
+    assert nodes and not any("members_" in n for n in nodes), nodes
+    with pytest.raises(ValueError, match="no ensemble member"):
+        tflite.combination_nodes(_graph("head"))

@@ -68,18 +68,6 @@ def mixed(dbg, nodes: list[str]) -> bytes:
     return dbg.get_nondebug_quantized_model()
 
 
-def combination_nodes(flatbuffer: bytes) -> list[str]:
-    """Output tensors of an ensemble's ops after the members' logits."""
-    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
-
-    interpreter = Interpreter(model_content=flatbuffer)
-    ops = interpreter._get_ops_details()  # pylint: disable=protected-access
-    names = [[interpreter._get_tensor_details(i, 0)["name"]  # pylint: disable=protected-access
-              for i in op["outputs"]] for op in ops]
-    last_member = max(i for i, n in enumerate(names) if any("members_" in m for m in n))
-    return [name for group in names[last_member + 1:] for name in group]
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", required=True, help="a run or an ensemble directory")
@@ -162,9 +150,14 @@ def main(argv=None) -> int:
         record(f"int8, {export_graph}, {k} worst layers float", mixed(dbg, nodes),
                float_layers=[f"{r['op_name']} {r['tensor_name'][:80]}" for r in layers[:k]])
     if is_ensemble:
+        # What fer.export writes for an ensemble's int8: the members full-integer, their
+        # combination (mean, prior shift, softmax) float (tflite.convert_int8_members).
+        record(f"int8 members, {export_graph}, combination float",
+               tflite.convert_int8_members(holder, cf, calibration[:sizes[0]]))
         holder, cf = graphs["flax graph"]
         dbg, _ = debugger(holder, cf, calibration[:sizes[0]])
-        nodes = combination_nodes(tflite.convert(holder, cf, "int8", calibration[:sizes[0]]))
+        nodes = tflite.combination_nodes(
+            tflite.convert(holder, cf, "int8", calibration[:sizes[0]]))
         record("int8, flax graph, combination float", mixed(dbg, nodes), float_nodes=nodes)
 
     host = {"cpu_count": os.cpu_count(), "machine": platform.machine(),

@@ -105,6 +105,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # rare classes' margins; evaluation and export use the plain logits. 0 = off;
     # 1 = the paper's balanced-error setting.
     config.logit_adjustment = 0.0
+    # Mixup (Zhang et al. 2018): each training face and its target blended with another's,
+    # lam ~ Beta(mixup_alpha, mixup_alpha) per batch. 0 = off; 0.2-0.4 is usual.
+    config.mixup_alpha = 0.0
     # Global batch over all devices of all hosts; 0 = by hardware
     # (per_device_batch_size x jax.device_count()).
     config.batch_size = 0

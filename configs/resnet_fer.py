@@ -37,6 +37,8 @@ Arguments (`key=value,...` after the colon; each has a default):
   la=T  logit-adjusted loss (Menon et al. 2021): T x log(training prior) added to the
       logits in the training loss only (0 = off; 1 = the paper's). It does the class
       weights' job another way; pair it with weights=none to not do it twice.
+  mixup=A  mixup (Zhang et al. 2018): faces and targets blended, lam ~ Beta(A, A)
+      (0 = off).
 
 The shipped ensemble's members: `size=tiny,data=ferplus`, the same with `seed=1`, and
 with `stride=1`. The README's tables name each run by such a string (docs/training.md).
@@ -66,7 +68,7 @@ _WEIGHTS = {"none": (False, 0.5), "sqrt": (True, 0.5), "full": (True, 1.0)}
 
 def get_config(arg: str | None = None):
     arg = default.parse_arg(arg, size="tiny", data="ferplus", stride=0, weights="", seed=0,
-                            epochs=0, distill=0.0, la=0.0)
+                            epochs=0, distill=0.0, la=0.0, mixup=0.0)
     for key, value, known in (("size", arg.size, SIZES), ("data", arg.data, RECIPES),
                               ("weights", arg.weights or "none", _WEIGHTS)):
         if value not in known:
@@ -86,4 +88,5 @@ def get_config(arg: str | None = None):
     config.epochs = arg.epochs or config.epochs
     config.distill_weight = arg.distill
     config.logit_adjustment = arg.la
+    config.mixup_alpha = arg.mixup
     return config

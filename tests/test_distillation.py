@@ -157,6 +157,49 @@ def test_the_logit_adjustment_is_tau_log_prior_and_changes_the_step():
     assert (bias(adjusted) - bias(plain))[7] > 0 > (bias(adjusted) - bias(plain))[0]
 
 
+def test_mixup_blends_faces_and_targets_alike_and_never_with_padding():
+    rng = np.random.default_rng(0)
+    labels = np.arange(8) % K
+    batch = {"image": rng.random((8, fx.SIZE, fx.SIZE, 1)).astype(np.float32),
+             "label": labels, "target": np.eye(K, dtype=np.float32)[labels],
+             "mask": np.array([1, 1, 1, 1, 1, 1, 0, 0], np.float32)}
+    for seed in range(5):
+        mixed = jax.tree.map(np.asarray, train_lib.mixup(batch, jax.random.PRNGKey(seed), 0.4))
+        np.testing.assert_allclose(mixed["target"].sum(-1), 1.0, rtol=1e-5)
+        for i in range(6):  # Each real face: lam * itself + (1 - lam) * one real partner.
+            own = mixed["target"][i, labels[i]]
+            others = [j for j in range(6) if labels[j] != labels[i]]
+            partner = next((j for j in others if mixed["target"][i, labels[j]] > 0), i)
+            lam = own if partner != i else 1.0
+            np.testing.assert_allclose(
+                mixed["image"][i], lam * batch["image"][i]
+                + (1 - lam) * batch["image"][partner], atol=1e-5)
+        assert not mixed["target"][:6, labels[6:]].any()  # Padding labels 6, 7: no partner.
+        np.testing.assert_array_equal(mixed["label"], labels)
+    assert any(not np.allclose(train_lib.mixup(batch, jax.random.PRNGKey(s), 0.4)["image"],
+                               batch["image"]) for s in range(5))
+
+
+def test_a_mixup_step_trains_on_blends():
+    model = fx.TinyNet(num_classes=K)
+    config = fx.tiny_config(optimizer="sgd", momentum=0.0)
+    tx = state_lib.create_optimizer(config, 8)
+    state = state_lib.create_train_state(jax.random.PRNGKey(0), model, tx,
+                                         (fx.SIZE, fx.SIZE, 1))
+    labels = np.arange(16) % K
+    batch = {"image": fx.images("tiny", "train")[:16], "label": labels,
+             "target": np.eye(K, dtype=np.float32)[labels], "mask": np.ones(16, np.float32)}
+    plain, _ = train_lib.train_step(state, batch, model=model, tx=tx)
+    mixed, _ = train_lib.train_step(state, batch, model=model, tx=tx, mixup_alpha=0.4)
+    blended = train_lib.mixup(batch, jax.random.fold_in(
+        jax.random.fold_in(state.rng, state.step), 1), 0.4)
+    by_hand, _ = train_lib.train_step(state, blended, model=model, tx=tx)
+    kernel = lambda s: np.asarray(s.params["Dense_0"]["kernel"])  # noqa: E731
+    assert not np.allclose(kernel(mixed), kernel(plain))
+    np.testing.assert_allclose(kernel(mixed), kernel(by_hand), rtol=1e-5, atol=1e-7)
+    assert configs.load("resnet_fer:size=tiny,data=ferplus,mixup=0.2").mixup_alpha == 0.2
+
+
 def test_the_teacher_command_takes_the_shipped_prior_correction_off_exactly():
     tau, counts = teacher_lib.recorded_correction(SHIPPED)
     shipped = json.load(open(os.path.join(SHIPPED, "shipped.json")))

@@ -52,6 +52,7 @@ RULES: dict[str, Rule] = {
     "grad_clip_norm": _real(0.0),
     "label_smoothing": _real(0.0, 1.0, high_open=True),
     "distill_weight": _real(0.0, 1.0),  # Of the teacher in each target.
+    "mixup_alpha": _real(0.0, 4.0),
     "logit_adjustment": _real(0.0, 2.0),  # Prior correction's range (fer.models.ensemble).
     "batch_size": _integer(0),  # 0: per_device_batch_size x devices.
     "per_device_batch_size": _integer(1),

@@ -80,19 +80,43 @@ def _batch_metrics(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
             "count": jnp.sum(mask)}
 
 
+def mixup(batch: Batch, rng: jax.Array, alpha: float) -> Batch:
+    """The batch with each face blended into another's (Zhang et al. 2018): image and
+    target both lam * own + (1 - lam) * partner's, lam ~ Beta(alpha, alpha), one lam per
+    batch and partners a permutation. A padding example (mask 0) is nobody's partner:
+    a face whose partner would be one keeps itself. `label` and `mask` are unchanged.
+    """
+    lam_rng, perm_rng = jax.random.split(rng)
+    lam = jax.random.beta(lam_rng, alpha, alpha)
+    size = batch["image"].shape[0]
+    perm = jax.random.permutation(perm_rng, size)
+    partner = jnp.where(batch["mask"][perm] > 0, perm, jnp.arange(size))
+
+    def blend(x):
+        x = x.astype(jnp.float32)
+        return lam * x + (1.0 - lam) * x[partner]
+
+    return {**batch, "image": blend(batch["image"]).astype(batch["image"].dtype),
+            "target": blend(batch["target"])}
+
+
 def train_step(state: TrainState, batch: Batch, *, model, tx,
                class_weights: jax.Array | None = None,
                label_smoothing: float = 0.0,
-               logit_offset: jax.Array | None = None
+               logit_offset: jax.Array | None = None,
+               mixup_alpha: float = 0.0
                ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on one global batch; returns the new state and sums.
 
     `logit_offset` (K,), when given, is added to the logits in the loss only (the
     logit-adjusted loss: tau * log prior, see `logit_adjustment`); the metrics
-    score the plain logits, as evaluation and export do.
+    score the plain logits, as evaluation and export do. `mixup_alpha` > 0 trains on
+    `mixup`'s blends (the metrics then score the blends against each face's own label).
     """
     dropout_rng = jax.random.fold_in(state.rng, state.step)
     has_bn = bool(jax.tree.leaves(state.batch_stats))
+    if mixup_alpha > 0:
+        batch = mixup(batch, jax.random.fold_in(dropout_rng, 1), mixup_alpha)
 
     def loss_fn(params):
         variables = {"params": params}
@@ -223,7 +247,8 @@ def logit_adjustment(counts: np.ndarray, tau: float) -> np.ndarray | None:
 def compile_steps(model, tx, mesh: Mesh, num_classes: int,
                   class_weights: np.ndarray | None = None,
                   label_smoothing: float = 0.0,
-                  logit_offset: np.ndarray | None = None
+                  logit_offset: np.ndarray | None = None,
+                  mixup_alpha: float = 0.0
                   ) -> tuple[Callable, Callable]:
     """jit-compiled (train_step, predict): batch sharded, state replicated.
 
@@ -236,7 +261,8 @@ def compile_steps(model, tx, mesh: Mesh, num_classes: int,
     offset = None if logit_offset is None else jnp.asarray(logit_offset, jnp.float32)
     p_train = jax.jit(
         functools.partial(train_step, model=model, tx=tx, class_weights=weights,
-                          label_smoothing=label_smoothing, logit_offset=offset),
+                          label_smoothing=label_smoothing, logit_offset=offset,
+                          mixup_alpha=float(mixup_alpha)),
         in_shardings=(replicated, data), out_shardings=(replicated, replicated),
         donate_argnums=0, compiler_options=compiler_options(mesh))
     return p_train, evaluate_lib.compile_predict(model, mesh)
@@ -419,7 +445,8 @@ def train_and_evaluate(
     offset = logit_adjustment(info.class_counts[config.train_split],
                               float(config.logit_adjustment))
     p_train, p_eval = compile_steps(model, tx, mesh, num_classes, class_weights,
-                                    float(config.label_smoothing), offset)
+                                    float(config.label_smoothing), offset,
+                                    float(config.mixup_alpha))
 
     def validate(variables) -> dict[str, Any]:
         """The eval split's summary in report.json's schema, as

@@ -112,9 +112,13 @@ def _fold_scores(probs: np.ndarray, labels: np.ndarray, thresholds, k: int) -> d
 
 def crossval(probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
              train_counts: Sequence[int], shipped_tau: float, *, folds: int = FOLDS,
-             seed: int = 0, target: float = GOAL_PRECISION, min_kept: int = MIN_KEPT
-             ) -> dict[str, Any]:
-    """Tau and abstention thresholds chosen on k-1 folds, scored on the k-th."""
+             seed: int = 0, target: float = GOAL_PRECISION, min_kept: int = MIN_KEPT,
+             taus: Sequence[float] | None = None) -> dict[str, Any]:
+    """Tau and abstention thresholds chosen on k-1 folds, scored on the k-th.
+
+    `taus`: the prior-correction strengths tried (prior_correction.DEFAULT_TAUS, 0 to 1,
+    when None); a model trained with a logit-adjusted loss needs negative ones too.
+    """
     from fer.evaluation import prior_correction as pc
     from fer.models import ensemble as ensemble_lib
 
@@ -131,7 +135,8 @@ def crossval(probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
     pooled_shown = np.zeros((2, k), np.int64)
     for f in range(folds):
         fit, held = fold_of != f, fold_of == f
-        tau = pc.choose(pc.sweep(uncorrected[fit], labels[fit], log_prior))["tau"]
+        tau = pc.choose(pc.sweep(uncorrected[fit], labels[fit], log_prior,
+                                 pc.DEFAULT_TAUS if taus is None else taus))["tau"]
         at_tau = _softmax(uncorrected - tau * log_prior)
         thresholds = abstention.fit_thresholds(at_tau[fit], labels[fit], target=target,
                                                min_kept=min_kept)
@@ -172,8 +177,8 @@ def crossval(probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
 def choose_target(probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
                   train_counts: Sequence[int], shipped_tau: float, *,
                   targets: Sequence[float] = FIT_TARGETS, seeds: Sequence[int] = SEEDS,
-                  goal: float = GOAL_PRECISION, folds: int = FOLDS
-                  ) -> tuple[float, list[dict[str, Any]]]:
+                  goal: float = GOAL_PRECISION, folds: int = FOLDS,
+                  taus: Sequence[float] | None = None) -> tuple[float, list[dict[str, Any]]]:
     """The smallest fitting target whose pooled held-out precision, with abstention,
     is >= goal for every class shown at all, in every fold split (else the largest)."""
     rows = []
@@ -181,7 +186,7 @@ def choose_target(probs: np.ndarray, labels: np.ndarray, names: Sequence[str],
         worst, abstained = [], []
         for seed in seeds:
             r = crossval(probs, labels, names, train_counts, shipped_tau, folds=folds,
-                         seed=seed, target=target)
+                         seed=seed, target=target, taus=taus)
             shown = [v for v in r["pooled_abstention"]["precision_abstaining"] if v is not None]
             worst.append(min(shown))
             abstained.append(r["mean_sd"]["abstained"]["mean"])

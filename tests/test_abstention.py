@@ -87,6 +87,27 @@ def test_crossval_scores_every_face_once_with_choices_from_other_folds():
     assert "| accuracy |" in crossval.markdown(record)
 
 
+def test_crossval_can_take_back_a_prior_shift_trained_into_the_logits():
+    """A logit-adjusted model leans to its rare classes at tau 0: only a negative tau,
+    if the sweep offers one, brings its accuracy back."""
+    from benchmarks import crossval
+    from fer.models import ensemble as ensemble_lib
+
+    rng = np.random.default_rng(0)
+    counts = [600, 300, 100]
+    labels = np.repeat(np.arange(3), [300, 150, 50])
+    logits = rng.normal(0, 1, (500, 3))
+    logits[np.arange(500), labels] += 1.0
+    leaning = logits - 1.5 * np.asarray(ensemble_lib.log_prior(counts))  # Rare favoured.
+    probs = np.exp(leaning) / np.exp(leaning).sum(1, keepdims=True)
+    default = crossval.crossval(probs, labels, ["a", "b", "c"], counts, 0.0)
+    assert set(default["taus_chosen"]) == {0.0}
+    signed = crossval.crossval(probs, labels, ["a", "b", "c"], counts, 0.0,
+                               taus=[round(0.05 * i, 2) for i in range(-40, 21)])
+    assert max(signed["taus_chosen"]) < 0
+    assert signed["mean_sd"]["accuracy"]["mean"] > default["mean_sd"]["accuracy"]["mean"]
+
+
 # The gallery: FakeClassifier puts 0.8 on one class for every face.
 
 def _face_photo(tmp_path):

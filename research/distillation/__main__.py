@@ -33,7 +33,7 @@ RARE = ("contempt", "disgust", "fear")
 
 def score_model(model_dir: str, faces: np.ndarray, labels: np.ndarray,
                 names: Sequence[str], *, folds: int = crossval_lib.FOLDS,
-                seed: int = 0) -> dict[str, Any]:
+                seed: int = 0, taus: Sequence[float] | None = None) -> dict[str, Any]:
     """benchmarks.crossval's record of one shipped-layout model (its main(), minus I/O)."""
     from fer.export import runtime  # noqa: PLC0415
 
@@ -44,9 +44,10 @@ def score_model(model_dir: str, faces: np.ndarray, labels: np.ndarray,
     probs = classifier.predict_probs(faces).astype(np.float64)
     ensemble = record["run"]["ensemble"]
     counts, tau = ensemble["train_counts"], float(ensemble["tau"])
-    target, sweep = crossval_lib.choose_target(probs, labels, names, counts, tau, folds=folds)
+    target, sweep = crossval_lib.choose_target(probs, labels, names, counts, tau, folds=folds,
+                                               taus=taus)
     result = crossval_lib.crossval(probs, labels, names, counts, tau, folds=folds, seed=seed,
-                                   target=target)
+                                   target=target, taus=taus)
     result["target_sweep"] = sweep
     return result
 
@@ -146,12 +147,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=crossval_lib.FOLDS)
     parser.add_argument("--runs", type=int, default=2000, help="timed predictions per model")
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--min_tau", type=float, default=0.0,
+                        help="smallest prior-correction tau tried, in steps of 0.05 up to 1 "
+                             "(-1 for models trained with a logit-adjusted loss: la=1 moves "
+                             "the logits by log prior, which tau -1 takes back)")
     args = parser.parse_args(argv)
+    taus = tuple(round(0.05 * i, 2) for i in range(round(args.min_tau / 0.05), 21))
     try:
         faces, labels, names = crossval_lib.load_faces(args.data_dir)
         rows, results = [], {}
         for name, model_dir in args.model:
-            result = score_model(model_dir, faces, labels, names, folds=args.folds)
+            result = score_model(model_dir, faces, labels, names, folds=args.folds, taus=taus)
             crossval_lib.write(result, os.path.join(args.out, name))
             results[name] = result
             rows.append(row(name, result, time_model(model_dir, args.runs, args.warmup)))
@@ -164,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f.write(text)
     with open(os.path.join(args.out, "table.json"), "w") as f:
         json.dump({"rows": rows, "verdicts": verdicts, "faces": int(len(labels)),
-                   "folds": args.folds}, f, indent=2)
+                   "folds": args.folds, "taus": list(taus)}, f, indent=2)
     print(text)
     return 0
 

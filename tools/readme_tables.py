@@ -104,6 +104,12 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "### Full-integer int8: what makes it pass\n\n`python -m research.int8` on a short FER+ "
      "run of xcao: BatchNorm after a ReLU exported as one affine map per channel, not "
      "calibration, is what brings int8 within the accuracy rule (research/int8/README.md)."),
+    (os.path.join(INT8, "shipped"), "results.md",
+     "### The shipped networks in int8\n\nThe shipped ensemble rebuilt from its own file "
+     "(`python -m research.int8.recover`), on all validation faces: in full integer it "
+     "keeps accuracy but loses balanced accuracy to ties in its int8 output; with its "
+     "members in int8 and their combination in float, what `fer.export` now writes for an "
+     "ensemble, it loses nothing (research/int8/README.md)."),
     (os.path.join(ANGER, "ferplus"), "anger.md",
      "Why posed anger is a weak spot (`python -m research.anger`): FER+'s ten raters kept "
      "only 41% of FER2013's angry faces as anger, and the shipped model sides with them "

@@ -135,20 +135,26 @@ def test_config_strings_name_the_distillation_weight_and_the_logit_adjustment():
         "config.distill_weight", "config.logit_adjustment"}
 
 
+def _one_step_setup():
+    """(model, tx, state, batch) for comparing single train steps: plain SGD (Adam's
+    first step is sign(g)), 16 stand-in faces, one of each class twice."""
+    model = fx.TinyNet(num_classes=K)
+    tx = state_lib.create_optimizer(fx.tiny_config(optimizer="sgd", momentum=0.0), 8)
+    state = state_lib.create_train_state(jax.random.PRNGKey(0), model, tx,
+                                         (fx.SIZE, fx.SIZE, 1))
+    labels = np.arange(16) % K
+    batch = {"image": fx.images("tiny", "train")[:16], "label": labels,
+             "target": np.eye(K, dtype=np.float32)[labels], "mask": np.ones(16, np.float32)}
+    return model, tx, state, batch
+
+
 def test_the_logit_adjustment_is_tau_log_prior_and_changes_the_step():
     counts = np.array([100, 50, 10, 10, 5, 5, 1, 0])
     offset = train_lib.logit_adjustment(counts, 1.0)
     assert train_lib.logit_adjustment(counts, 0.0) is None
     np.testing.assert_allclose(offset, ensemble_lib.prior_shift(counts, 1.0), rtol=1e-6)
     assert offset.argmax() == 0 and offset.argmin() == 7  # Rare classes pushed down in the loss.
-    model = fx.TinyNet(num_classes=K)
-    config = fx.tiny_config(optimizer="sgd", momentum=0.0)  # Adam's first step is sign(g).
-    tx = state_lib.create_optimizer(config, 8)
-    state = state_lib.create_train_state(jax.random.PRNGKey(0), model, tx,
-                                         (fx.SIZE, fx.SIZE, 1))
-    labels = np.arange(16) % K
-    batch = {"image": fx.images("tiny", "train")[:16], "label": labels,
-             "target": np.eye(K, dtype=np.float32)[labels], "mask": np.ones(16, np.float32)}
+    model, tx, state, batch = _one_step_setup()
     plain, _ = train_lib.train_step(state, batch, model=model, tx=tx)
     adjusted, _ = train_lib.train_step(state, batch, model=model, tx=tx,
                                        logit_offset=offset)
@@ -181,14 +187,7 @@ def test_mixup_blends_faces_and_targets_alike_and_never_with_padding():
 
 
 def test_a_mixup_step_trains_on_blends():
-    model = fx.TinyNet(num_classes=K)
-    config = fx.tiny_config(optimizer="sgd", momentum=0.0)
-    tx = state_lib.create_optimizer(config, 8)
-    state = state_lib.create_train_state(jax.random.PRNGKey(0), model, tx,
-                                         (fx.SIZE, fx.SIZE, 1))
-    labels = np.arange(16) % K
-    batch = {"image": fx.images("tiny", "train")[:16], "label": labels,
-             "target": np.eye(K, dtype=np.float32)[labels], "mask": np.ones(16, np.float32)}
+    model, tx, state, batch = _one_step_setup()
     plain, _ = train_lib.train_step(state, batch, model=model, tx=tx)
     mixed, _ = train_lib.train_step(state, batch, model=model, tx=tx, mixup_alpha=0.4)
     blended = train_lib.mixup(batch, jax.random.fold_in(

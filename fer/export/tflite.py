@@ -299,8 +299,16 @@ def convert_int8_members(holder, cf, calibration: np.ndarray) -> bytes:
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter(holder, cf, "int8", calibration, integer_io=False),
         debug_dataset=representative_dataset(calibration[:1]))
+    return with_float_nodes(debugger, nodes)
+
+
+def with_float_nodes(debugger, nodes: Sequence[str]) -> bytes:
+    """The debugger's int8 model with `nodes` (tensor names) left float; int8 input and
+    output."""
+    import tensorflow as tf  # noqa: PLC0415
+
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=nodes, fully_quantize=True)
+        denylisted_nodes=list(nodes), fully_quantize=True)
     return debugger.get_nondebug_quantized_model()
 
 

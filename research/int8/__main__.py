@@ -59,15 +59,6 @@ def debugger(holder, cf, calibration: np.ndarray):
     return dbg, rows
 
 
-def mixed(dbg, nodes: list[str]) -> bytes:
-    """The int8 model with `nodes` (tensor names) left float; int8 input and output."""
-    import tensorflow as tf  # noqa: PLC0415
-
-    dbg.options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=nodes, fully_quantize=True)
-    return dbg.get_nondebug_quantized_model()
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", required=True, help="a run or an ensemble directory")
@@ -147,7 +138,8 @@ def main(argv=None) -> int:
         writer.writerows(layers)
     for k in [int(k) for k in args.float_layers.split(",") if k]:
         nodes = [r["tensor_name"] for r in layers[:k]]
-        record(f"int8, {export_graph}, {k} worst layers float", mixed(dbg, nodes),
+        record(f"int8, {export_graph}, {k} worst layers float",
+               tflite.with_float_nodes(dbg, nodes),
                float_layers=[f"{r['op_name']} {r['tensor_name'][:80]}" for r in layers[:k]])
     if is_ensemble:
         # What fer.export writes for an ensemble's int8: the members full-integer, their
@@ -155,10 +147,8 @@ def main(argv=None) -> int:
         record(f"int8 members, {export_graph}, combination float",
                tflite.convert_int8_members(holder, cf, calibration[:sizes[0]]))
         holder, cf = graphs["flax graph"]
-        dbg, _ = debugger(holder, cf, calibration[:sizes[0]])
-        nodes = tflite.combination_nodes(
-            tflite.convert(holder, cf, "int8", calibration[:sizes[0]]))
-        record("int8, flax graph, combination float", mixed(dbg, nodes), float_nodes=nodes)
+        record("int8, flax graph, combination float",
+               tflite.convert_int8_members(holder, cf, calibration[:sizes[0]]))
 
     host = {"cpu_count": os.cpu_count(), "machine": platform.machine(),
             "cpu_model": runner.cpu_model()}

@@ -101,7 +101,7 @@ def member_variables(ops: list[dict[str, Any]], params: dict[str, Any],
         raise ValueError(f"the file has {len(ops)} weight ops per member; "
                          f"resnet_fer_tiny has {len(paths)}")
     for path, op in zip(paths, ops):
-        if path[-1] != "head" and "/".join(path[:1]) not in op["name"]:
+        if path[-1] != "head" and path[0] not in op["name"]:
             raise ValueError(f"op {op['name']!r} is not {'/'.join(path)}")
         if path == ("head",):
             params["head"]["kernel"] = op["kernel"].T * op["pooled"]

@@ -105,6 +105,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # rare classes' margins; evaluation and export use the plain logits. 0 = off;
     # 1 = the paper's balanced-error setting.
     config.logit_adjustment = 0.0
+    # Its prior: 'targets' (the mass of what the loss sees: FER+'s votes with
+    # label_mode='probability') or 'labels' (the label counts).
+    config.logit_adjustment_prior = "targets"
     # Mixup (Zhang et al. 2018): each training face and its target blended with another's,
     # lam ~ Beta(mixup_alpha, mixup_alpha) per batch. 0 = off; 0.2-0.4 is usual.
     config.mixup_alpha = 0.0

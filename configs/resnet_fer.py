@@ -35,8 +35,10 @@ Arguments (`key=value,...` after the colon; each has a default):
       --config.distill_targets=runs/teacher/ferplus_train.npz, made by
       `python -m fer.training.teacher` (research/distillation).
   la=T  logit-adjusted loss (Menon et al. 2021): T x log(training prior) added to the
-      logits in the training loss only (0 = off; 1 = the paper's). It does the class
-      weights' job another way; pair it with weights=none to not do it twice.
+      logits in the training loss only (0 = off; 1 = the paper's); the prior is the
+      targets' (FER+: the votes'; --config.logit_adjustment_prior=labels for the label
+      counts). It does the class weights' job another way; pair it with weights=none
+      to not do it twice.
   mixup=A  mixup (Zhang et al. 2018): faces and targets blended, lam ~ Beta(A, A)
       (0 = off).
 

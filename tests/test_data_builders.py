@@ -148,6 +148,13 @@ def test_ferplus_probability_targets_are_the_votes(ferplus_dir, tfds_dir):
                 for v in FERPLUS_TRAIN_VOTES
                 if sources.ferplus_plurality(np.array([v]))[0] >= 0}
     assert {tuple(np.round(t, 4)) for t in targets} == expected
+    # The split's votes, record by record, are the targets training reads (their sum is
+    # the logit-adjusted loss's prior, fer.training.train.training_prior).
+    split = ip.load_dataset(config).split("train")
+    np.testing.assert_allclose(split.votes, [r["votes"] for r in
+                                             (split.source[i] for i in range(len(split.labels)))])
+    np.testing.assert_allclose(ip.get_dataset_info(config).vote_mass["train"],
+                               split.votes.sum(axis=0), rtol=1e-6)
     # The image bytes survive the build: a stored image equals its PNG.
     assert batch["image"].shape == (16, 48, 48, 1)
 

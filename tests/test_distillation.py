@@ -163,6 +163,25 @@ def test_the_logit_adjustment_is_tau_log_prior_and_changes_the_step():
     assert (bias(adjusted) - bias(plain))[7] > 0 > (bias(adjusted) - bias(plain))[0]
 
 
+def test_the_logit_adjustment_prior_is_the_mass_of_the_targets_the_loss_sees():
+    config = configs.load("resnet_fer:size=tiny,data=any,la=1.0")
+    config.label_mode = "probability"  # The demo set's votes, as FER+'s recipe trains.
+    info = input_pipeline.get_dataset_info(config)
+    split = input_pipeline.load_dataset(config).split(config.train_split)
+    counts = info.class_counts[config.train_split]
+    np.testing.assert_allclose(train_lib.training_prior(config, info),
+                               split.votes.sum(axis=0, dtype=np.float64), rtol=1e-9)
+    assert not np.allclose(split.votes.sum(axis=0) / split.votes.sum(), counts / counts.sum(),
+                           atol=1e-3)  # Raters' dissent: the two priors differ.
+    config.logit_adjustment_prior = "labels"
+    np.testing.assert_array_equal(train_lib.training_prior(config, info), counts)
+    config.logit_adjustment_prior, config.label_mode = "targets", "majority"
+    np.testing.assert_array_equal(train_lib.training_prior(config, info), counts)
+    config.logit_adjustment_prior = "votes"
+    with pytest.raises(ValueError, match="logit_adjustment_prior must be 'targets' or "):
+        train_lib.training_prior(config, info)
+
+
 def test_mixup_blends_faces_and_targets_alike_and_never_with_padding():
     rng = np.random.default_rng(0)
     labels = np.arange(8) % K

@@ -41,6 +41,8 @@ class DatasetInfo:
     label_set: labels_lib.LabelSet
     num_examples: dict[str, int]
     class_counts: dict[str, np.ndarray]
+    # {split: summed vote distributions (float64 (K,))} where the dataset has votes.
+    vote_mass: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     # {split: {reason kind: count}} of the examples the build skipped (fer.data.sources).
     skipped: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
@@ -90,6 +92,8 @@ def get_dataset_info(config) -> DatasetInfo:
         num_examples={name: len(s.labels) for name, s in dataset.splits.items()},
         class_counts={name: np.bincount(s.labels, minlength=k).astype(np.int64)
                       for name, s in dataset.splits.items()},
+        vote_mass={name: s.votes.sum(axis=0, dtype=np.float64)
+                   for name, s in dataset.splits.items() if s.votes is not None},
         skipped=dataset.skipped)
 
 

@@ -174,10 +174,15 @@ class SubsetSource:
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """One split: its source and the label of every record in it (for counts and sampling)."""
+    """One split: its source and the label of every record in it (for counts and sampling).
+
+    `votes`: each record's FER+ vote distribution (float32 (N, 8)) where the dataset
+    has votes, so a training prior can be the votes' own (fer.training.train).
+    """
 
     source: Any
     labels: np.ndarray
+    votes: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +203,8 @@ class Dataset:
 
 def subset(split: Split, indices: np.ndarray) -> Split:
     indices = np.asarray(indices, np.int64)
-    return Split(SubsetSource(split.source, indices), split.labels[indices])
+    return Split(SubsetSource(split.source, indices), split.labels[indices],
+                 None if split.votes is None else split.votes[indices])
 
 
 # ----------------------------------------------------------------------------
@@ -313,7 +319,7 @@ def _demo(config) -> Dataset:
     for name in demo.SPLIT_SIZES:
         arrays = demo.load_split(name)
         splits[name] = Split(ArraySource(arrays["image"], arrays["label"], arrays["votes"]),
-                             np.asarray(arrays["label"]))
+                             np.asarray(arrays["label"]), vote_distribution(arrays["votes"]))
     return Dataset(demo.LABEL_SET, splits, "the demo dataset")
 
 
@@ -375,7 +381,8 @@ def _dataset(splits: dict[str, tuple[Split, np.ndarray | None]], label_set, *, n
         if votes is not None:  # FER+: the votes decide which images a split holds.
             labels = ferplus_split_labels(split, votes)
             keep = np.flatnonzero(labels >= 0)
-            whole = Split(SubsetSource(whole.source, keep), labels[keep])
+            whole = Split(SubsetSource(whole.source, keep), labels[keep],
+                          vote_distribution(np.asarray(votes)[keep]))
         out[split] = whole
     if name == "affectnet":
         out = affectnet_protocol(out, protocol, reduced)

@@ -75,7 +75,8 @@ def _run_metrics(run_dir: str) -> dict[str, Any]:
         out["config"] = {k: c.get(k) for k in ("model", "model_kwargs", "dataset", "epochs",
                                                "label_mode", "class_weights",
                                                "class_weight_power", "augment", "seed",
-                                               "distill_weight", "logit_adjustment")}
+                                               "distill_weight", "logit_adjustment",
+                                               "logit_adjustment_prior")}
     ensemble = os.path.join(run_dir, "ensemble.json")  # fer.export.make_ensemble
     if os.path.exists(ensemble):
         with open(ensemble) as f:

@@ -275,7 +275,7 @@ BAD_VALUES = {
     "momentum": [-0.1, 1.0], "warmup_epochs": [-1.0], "weight_decay": [-0.01, float("inf")],
     "grad_clip_norm": [-1.0], "label_smoothing": [-0.1, 1.0], "batch_size": [-5],
     "distill_weight": [-0.1, 1.5, float("nan")], "logit_adjustment": [-0.5, 2.5],
-    "mixup_alpha": [-0.2, 5.0, float("nan")],
+    "mixup_alpha": [-0.2, 5.0, float("nan")], "logit_adjustment_prior": ["votes", ""],
     "per_device_batch_size": [0, -1], "eval_batch_size": [-1], "epochs": [0, -1],
     "steps_per_epoch": [-1], "log_every_steps": [0], "checkpoint_every_epochs": [0],
     "checkpoint_every_steps": [-1],

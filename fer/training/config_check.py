@@ -54,6 +54,7 @@ RULES: dict[str, Rule] = {
     "distill_weight": _real(0.0, 1.0),  # Of the teacher in each target.
     "mixup_alpha": _real(0.0, 4.0),
     "logit_adjustment": _real(0.0, 2.0),  # Prior correction's range (fer.models.ensemble).
+    "logit_adjustment_prior": (lambda v: v in ("targets", "labels"), "'targets' or 'labels'"),
     "batch_size": _integer(0),  # 0: per_device_batch_size x devices.
     "per_device_batch_size": _integer(1),
     "eval_batch_size": _integer(0),  # 0: batch_size.

@@ -1,9 +1,11 @@
 """research.anger: FER2013's faces found in FER+ by their pixels, then cross-tabulated."""
 
 import gzip
+
 import cv2
 import numpy as np
 
+import configs
 from fer import labels as labels_lib
 from research.anger import __main__ as anger
 
@@ -79,3 +81,38 @@ def test_verdict_groups_report_what_the_model_predicts():
         "matched": 4, "unmatched": {"fer2013": 0, "ferplus": 0}, "model": "m",
         "split": "PublicTest", "crosstab": anger.crosstab(fer2013, ferplus),
         "angry_by_verdict": list(rows.values())})
+
+
+def test_fer2013_labels_become_distillation_targets_for_the_matched_faces(tmp_path, capsys):
+    from fer.data import input_pipeline
+    from fer.data import soft_targets
+    from research.anger import targets
+
+    root = _data(tmp_path)
+    out = str(tmp_path / "fer2013_targets.npz")
+    assert targets.main(["--data_dir", str(root), "--tfds_dir", str(tmp_path / "tfds"),
+                         "--out", out]) == 0
+    assert "2 of 3 FER+ training faces matched; 1 of them" in capsys.readouterr().out
+    config = configs.load("resnet_fer:size=tiny,data=ferplus")
+    config.data_dir, config.tfds_dir = str(root / "ferplus"), str(tmp_path / "tfds")
+    split = input_pipeline.load_dataset(config).split("train")
+    probs = soft_targets.load(out, labels=split.labels, num_classes=8)
+    anger_row = np.eye(8)[labels_lib.FERPLUS.index("anger")]
+    for i in range(len(probs)):
+        seed = next(s for s in (0, 1, 4)
+                    if np.array_equal(split.source[i]["image"][..., 0], _face(s)))
+        # Faces 0 and 1: FER2013 says angry (FER+'s raters: anger, neutral). Face 4 is
+        # in FER2013 twice, so unmatched: its own votes stay.
+        np.testing.assert_allclose(probs[i], anger_row if seed in (0, 1) else split.votes[i])
+    assert probs[:, labels_lib.FERPLUS.index("neutral")].sum() == 1.0
+
+
+def test_fer2013_targets_need_the_fer2013_file(tmp_path, capsys):
+    from research.anger import targets
+
+    root = _data(tmp_path)
+    (root / "fer2013" / "fer2013.csv.gz").unlink()
+    assert targets.main(["--data_dir", str(root), "--tfds_dir", str(tmp_path / "tfds"),
+                         "--out", str(tmp_path / "t.npz")]) == 2
+    assert "research.anger.targets: " in capsys.readouterr().err
+    assert not (tmp_path / "t.npz").exists()

@@ -39,6 +39,7 @@ from fer.evaluation import evaluate as evaluate_lib
 from fer.evaluation.evaluate import create_mesh, pad_batch, shard_batch  # Shared.
 from fer.models import ensemble as ensemble_lib
 from fer.training import checkpoint as checkpoint_lib
+from fer.training import config_check
 from fer.training import state as state_lib
 from fer.training import writers as writers_lib
 from fer.training.state import TrainState, input_shape
@@ -254,9 +255,9 @@ def training_prior(config, info) -> np.ndarray:
     contempt by about log 3 too much). 'labels': the label counts.
     """
     source = str(config.logit_adjustment_prior)
-    if source not in ("targets", "labels"):
-        raise ValueError(f"config.logit_adjustment_prior must be 'targets' or 'labels', "
-                         f"got {source!r}")
+    ok, valid = config_check.RULES["logit_adjustment_prior"]
+    if not ok(source):
+        raise ValueError(f"config.logit_adjustment_prior must be {valid}, got {source!r}")
     split = config.train_split
     if (source == "targets" and str(config.label_mode) == "probability"
             and split in info.vote_mass):

@@ -18,7 +18,7 @@ import argparse
 import csv
 import hashlib
 import os
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -64,6 +64,17 @@ def ferplus_votes(folder: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
                 yield image, votes
 
 
+def unique(items: Iterable[tuple[bytes, Any]]) -> dict[bytes, Any]:
+    """{key: value} of the keys that occur once; a key seen twice is ambiguous, so dropped."""
+    seen: dict[bytes, Any] = {}
+    twice = set()
+    for key, value in items:
+        if key in seen:
+            twice.add(key)
+        seen[key] = value
+    return {k: v for k, v in seen.items() if k not in twice}
+
+
 def match(fer2013_rows: Sequence[tuple[str, int, np.ndarray]],
           ferplus: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]]]) -> dict[str, Any]:
     """Faces in both, by pixels; a pixel pattern seen twice in either set is left out.
@@ -71,15 +82,6 @@ def match(fer2013_rows: Sequence[tuple[str, int, np.ndarray]],
     Returns {'usage', 'fer2013' (label), 'ferplus' (majority label, -1: none),
     'votes' (N, 10), 'pixels' (N, 48, 48)} over the matched faces.
     """
-    def unique(items):
-        seen: dict[bytes, Any] = {}
-        twice = set()
-        for key, value in items:
-            if key in seen:
-                twice.add(key)
-            seen[key] = value
-        return {k: v for k, v in seen.items() if k not in twice}
-
     old = unique((_key(p), (usage, label, p)) for usage, label, p in fer2013_rows)
     new = unique((_key(p), (usage, votes)) for usage, faces in ferplus.items()
                  for p, votes in faces)

@@ -33,16 +33,8 @@ _CHUNK = 1024
 
 def training_labels(rows: Iterable[tuple[str, int, np.ndarray]]) -> dict[bytes, int]:
     """{pixel key: FER2013 label} of the Training rows whose pixels occur once."""
-    seen: dict[bytes, int] = {}
-    twice = set()
-    for usage, label, pixels in rows:
-        if usage != "Training":
-            continue
-        key = anger._key(pixels)
-        if key in seen:
-            twice.add(key)
-        seen[key] = label
-    return {k: v for k, v in seen.items() if k not in twice}
+    return anger.unique((anger._key(pixels), label) for usage, label, pixels in rows
+                        if usage == "Training")
 
 
 def targets(split: sources.Split, fer2013: dict[bytes, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -47,14 +47,14 @@ def targets(split: sources.Split, fer2013: dict[bytes, int]) -> tuple[np.ndarray
         raise ValueError("the split has no votes: targets are built for FER+ only")
     to_ferplus = labels_lib.mapping(labels_lib.FER2013, labels_lib.FERPLUS)
     probs = np.array(split.votes, np.float32)
-    matched = np.zeros(len(probs), bool)
+    label = np.full(len(probs), -1, np.int64)  # FER2013's, as FER+'s class; -1: none.
     for start in range(0, len(probs), _CHUNK):
         indices = np.arange(start, min(start + _CHUNK, len(probs)))
         for i, record in zip(indices, sources.read_many(split.source, indices)):
-            label = fer2013.get(anger._key(np.asarray(record["image"])[..., 0]))
-            if label is not None and to_ferplus[label] >= 0:
-                probs[i] = np.eye(len(probs[i]), dtype=np.float32)[to_ferplus[label]]
-                matched[i] = True
+            found = fer2013.get(anger._key(np.asarray(record["image"])[..., 0]))
+            label[i] = -1 if found is None else to_ferplus[found]
+    matched = label >= 0
+    probs[matched] = np.eye(probs.shape[1], dtype=np.float32)[label[matched]]
     return probs, matched
 
 

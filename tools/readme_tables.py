@@ -102,9 +102,11 @@ TABLES: Sequence[tuple[str, str, str]] = (
      "with mirror views is closest, at a sixth of its time (research/distillation/README.md)."),
     (os.path.join(DISTILLATION, "remedies"), "table.md",
      "### Rare classes taught in training\n\nThe plain recipe against the same recipe with "
-     "a logit-adjusted loss (`la=1.0,weights=none`) or mixup (`mixup=0.2`), one seed each, "
-     "and the shipped ensemble in int8, cross-validated with tau from -1 to 1. Neither "
-     "remedy beats prior correction after training (research/distillation/README.md)."),
+     "a logit-adjusted loss (`la=1.0,weights=none`; `la_mirror`: the labels' prior, "
+     "`la_votes_mirror`: the votes'), mixup (`mixup=0.2`) or class-balanced sampling "
+     "(`balanced_mirror`), one seed each, and the shipped ensemble in int8, cross-validated "
+     "with tau from -1 to 1. No remedy beats prior correction after training "
+     "(research/distillation/README.md)."),
     (os.path.join(INT8, "xcao_ferplus"), "results.md",
      "### Full-integer int8: what makes it pass\n\n`python -m research.int8` on a short FER+ "
      "run of xcao: BatchNorm after a ReLU exported as one affine map per channel, not "

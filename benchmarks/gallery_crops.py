@@ -15,7 +15,10 @@ detected faces against the direct path on the same faces, and how the crop
 compares with the training crop (crop side / pasted face side: 1 frames the
 face as FER+ does). An "exact crop" row cuts the pasted face's own square out of
 the photo with the gallery's crop and resize: what is left of the gap there is
-the resampling (48 -> 160 -> 48 px), the rest is the detector's framing.
+the resampling (48 -> 160 -> 48 px), the rest is the detector's framing. A last
+row crops with the geometry fitted on training faces pasted the same ways
+(fit_geometry: where FER+'s crop sits around BlazeFace's box), so the crop the
+gallery ships is chosen on faces the table does not score.
 Writes DIR/gallery_crops.{md,json}.
 """
 
@@ -37,7 +40,7 @@ from fer.evaluation import metrics as metrics_lib
 CANVAS = (480, 640)  # (H, W)
 FACE_SIDE = 160
 MARGINS = (1.0, 1.1, 1.15, 1.25, 1.5)
-SHIPPED_MARGIN = 1.25  # fer.gallery.analyze.PhotoAnalyzer's default.
+FIT_FACES = 2000  # Training faces per context that fit the FER crop's geometry.
 GOAL_POINTS = 1.0  # Gallery path within 1 point of the direct path.
 CONTEXTS = (0.0, 0.25)  # Border replicated around the pasted face, x its side.
 
@@ -60,6 +63,37 @@ def compose(face: np.ndarray, rng: np.random.Generator, canvas=CANVAS,
     x0, y0 = int(rng.integers(0, w - full + 1)), int(rng.integers(0, h - full + 1))
     photo[y0:y0 + full, x0:x0 + full] = big[..., None]
     return photo, (x0 + pad, y0 + pad, x0 + pad + side, y0 + pad + side)
+
+
+def fit_geometry(faces: np.ndarray, detector, *, n: int = FIT_FACES, seed: int = 0,
+                 contexts: Sequence[float] = CONTEXTS) -> dict[str, Any]:
+    """Where the FER crop sits around BlazeFace's box, from (training) faces pasted as here.
+
+    Per detected face: the pasted face's side / the box's longer side (the margin that
+    frames it as FER+ does) and how far its centre lies above the box's centre, x the
+    box's side (the lift). The medians are the gallery's crop geometry; fitted on
+    training faces, it is scored on validation faces it never saw.
+    """
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(faces))[:n]
+    margin, lift = [], []
+    for context in contexts:
+        for i in pick:
+            photo, (x0, y0, x1, y1) = compose(faces[i], rng, context=context)
+            for d in detector.detect(photo):
+                cx, cy = (d.x0 + d.x1) / 2, (d.y0 + d.y1) / 2
+                if x0 <= cx < x1 and y0 <= cy < y1:
+                    side = max(d.width, d.height)
+                    margin.append((x1 - x0) / side)
+                    lift.append((cy - (y0 + y1) / 2) / side)
+                    break
+    if not margin:
+        raise ValueError("the detector found none of the faces the geometry is fitted on")
+    quartiles = lambda v: [float(q) for q in np.percentile(v, (25, 50, 75))]
+    return {"faces": int(len(pick) * len(contexts)), "detected": len(margin),
+            "margin": round(float(np.median(margin)), 2),
+            "lift": round(float(np.median(lift)), 2),
+            "margin_quartiles": quartiles(margin), "lift_quartiles": quartiles(lift)}
 
 
 def _match(faces, region, width: int, height: int):
@@ -101,9 +135,9 @@ def _scores(labels: np.ndarray, predictions: np.ndarray, k: int) -> dict[str, fl
 
 
 def measure(faces: np.ndarray, labels: np.ndarray, classifier, detector, *,
-            margins: Sequence[float] = MARGINS, seed: int = 0, context: float = 0.0
-            ) -> dict[str, Any]:
-    """Direct and gallery-path predictions of every face, per margin."""
+            crops: Sequence[tuple[float, float]] = tuple((m, 0.0) for m in MARGINS),
+            seed: int = 0, context: float = 0.0) -> dict[str, Any]:
+    """Direct and gallery-path predictions of every face, per crop (margin, lift)."""
     from fer.gallery import analyze, photos
 
     k = classifier.spec.num_classes
@@ -123,8 +157,8 @@ def measure(faces: np.ndarray, labels: np.ndarray, classifier, detector, *,
            "context": context, "exact_crop": _scores(labels, exact, k),
            "canvas": list(CANVAS[::-1]), "labels": names,
            "direct": _scores(labels, direct, k), "margins": []}
-    for margin in margins:
-        analyzer = analyze.PhotoAnalyzer(detector, classifier, margin=margin)
+    for margin, lift in crops:
+        analyzer = analyze.PhotoAnalyzer(detector, classifier, margin=margin, lift=lift)
         guess = np.full(len(labels), -1)
         ratio = np.full(len(labels), np.nan)
         start = time.perf_counter()
@@ -142,7 +176,7 @@ def measure(faces: np.ndarray, labels: np.ndarray, classifier, detector, *,
         gallery = _scores(labels[found], guess[found], k)
         same = _scores(labels[found], direct[found], k)
         out["margins"].append({
-            "margin": margin, "detected": int(found.sum()),
+            "margin": margin, "lift": lift, "detected": int(found.sum()),
             "detection_rate": float(found.mean()), "gallery": gallery,
             "direct_same_faces": same,
             "gap_points": 100 * (same["accuracy"] - gallery["accuracy"]),
@@ -163,6 +197,30 @@ def markdown(records: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _crop_name(row: Mapping[str, Any], geometry: Mapping[str, Any] | None) -> str:
+    """'1.25 (shipped)', '1.13, lift 0.05 (fitted)': a crop's margin and lift."""
+    from fer.gallery import detect
+
+    crop = (row["margin"], row.get("lift", 0.0))
+    tags = [tag for tag, other in (
+        ("shipped", (detect.CROP_MARGIN, detect.CROP_LIFT)),
+        ("fitted on training faces", None if geometry is None
+         else (geometry["margin"], geometry["lift"]))) if crop == other]
+    return (f"{crop[0]:g}" + (f", lift {crop[1]:g}" if crop[1] else "")
+            + (f" ({', '.join(tags)})" if tags else ""))
+
+
+def _geometry_sentence(geometry: Mapping[str, Any] | None) -> str:
+    if geometry is None:
+        return ""
+    (m25, _, m75), (l25, _, l75) = geometry["margin_quartiles"], geometry["lift_quartiles"]
+    return (f" The fitted crop: the medians over {geometry['detected']:,} training faces "
+            f"found of {geometry['faces']:,} pasted the same ways, of the face's side / the "
+            f"box's side (margin {geometry['margin']:g}, quartiles {m25:.2f}-{m75:.2f}) and "
+            f"of its centre's height above the box's, x the box's side (lift "
+            f"{geometry['lift']:g}, quartiles {l25:.2f}-{l75:.2f}).")
+
+
 def _setting(record: Mapping[str, Any]) -> list[str]:
     d = record["direct"]
     context = (f", its border replicated by {record['context']:g} x its side around it"
@@ -178,15 +236,15 @@ def _setting(record: Mapping[str, Any]) -> list[str]:
         f"on all faces; the pasted face's exact square through the gallery's crop and "
         f"resize: {100 * record['exact_crop']['accuracy']:.2f}%, balanced "
         f"{100 * record['exact_crop']['balanced_accuracy']:.2f}%. Goal: the gallery path "
-        f"within {GOAL_POINTS:g} point of the direct path on the same faces.", "",
+        f"within {GOAL_POINTS:g} point of the direct path on the same faces."
+        + _geometry_sentence(record.get("geometry")), "",
         "| margin | detected | gallery accuracy % | direct, same faces % | gap (points) | "
         "exact crop, same faces % | gallery balanced % | direct balanced % | same label as "
         "direct | crop / face side (p10, median, p90) | goal |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in record["margins"]:
         g, s, r = row["gallery"], row["direct_same_faces"], row["crop_to_face"]
-        margin = f"{row['margin']:g}" + (" (shipped)" if row["margin"] == SHIPPED_MARGIN
-                                         else "")
+        margin = _crop_name(row, record.get("geometry"))
         lines.append(
             f"| {margin} | {row['detected']} ({100 * row['detection_rate']:.1f}%) | "
             f"{100 * g['accuracy']:.2f} | {100 * s['accuracy']:.2f} | "
@@ -203,7 +261,7 @@ def _setting(record: Mapping[str, Any]) -> list[str]:
         cells = [("n/a" if a is None else f"{100 * a:.0f}") + " / "
                  + ("n/a" if b is None else f"{100 * b:.0f}")
                  for a, b in zip(row["gallery"]["recall"], row["direct_same_faces"]["recall"])]
-        lines.append(f"| {row['margin']:g} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_crop_name(row, record.get('geometry'))} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -220,7 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="FER+ (default: $FER_DATA/ferplus)")
     parser.add_argument("--limit", type=int, default=0, help="first N faces only (0: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fit_faces", type=int, default=FIT_FACES,
+                        help="training faces per context that fit the crop geometry")
     args = parser.parse_args(argv)
+    if args.fit_faces < 1:
+        parser.error(f"--fit_faces must be >= 1, got {args.fit_faces}")
     try:
         faces, labels, names = crossval.load_faces(args.data_dir)
         if args.limit:
@@ -228,8 +290,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         classifier = runtime.LiteRTClassifier(args.model, num_threads=1)
         if tuple(classifier.labels) != tuple(names):
             raise ValueError(f"the model's labels {classifier.labels} are not the data's {names}")
-        records = [measure(faces, labels, classifier, detect.BlazeFaceDetector(),
-                           seed=args.seed, context=context) for context in CONTEXTS]
+        detector = detect.BlazeFaceDetector()
+        train_faces, _, _ = crossval.load_faces(args.data_dir, split="train")
+        geometry = fit_geometry(train_faces, detector, n=args.fit_faces, seed=args.seed)
+        crops = [(m, 0.0) for m in MARGINS] + [(geometry["margin"], geometry["lift"])]
+        records = [{**measure(faces, labels, classifier, detector, crops=crops,
+                              seed=args.seed, context=context), "geometry": geometry}
+                   for context in CONTEXTS]
     except (OSError, ValueError) as e:
         print(f"gallery_crops: {e}", file=sys.stderr)
         return 2

@@ -182,6 +182,23 @@ def test_analyzer_labels_photos_from_the_models_canonical_labels(good):
     assert none.label is None and none.faces == [] and none.to_json()["label"] is None
 
 
+def test_the_analyzer_crops_with_its_margin_and_lift(good):
+    photo = photos.read_photo(good["astronaut.jpg"])
+    found = detect.BlazeFaceDetector().detect(photo.image)
+    (cx, cy, side), = detect.square_crop_boxes(found, 1.1, 0.0)
+    (lx, ly, lside), = detect.square_crop_boxes(found, 1.1, 0.05)
+    box = max(found[0].width, found[0].height)
+    assert (lx, lside) == (cx, side) and np.isclose(cy - ly, 0.05 * box)  # Lifted, same size.
+    for margin, lift in ((1.25, 0.0), (1.1, 0.05)):
+        fake = gf.FakeClassifier(preprocessing="none")
+        analyze.PhotoAnalyzer(detect.BlazeFaceDetector(), fake, margin=margin,
+                              lift=lift).analyze_photo(photo)
+        rgb = analyze.crop_faces(photo.image, detect.square_crop_boxes(found, margin, lift),
+                                 (48, 48))
+        np.testing.assert_array_equal(fake.last_faces[0, :, :, 0],
+                                      cv2.cvtColor(rgb[0], cv2.COLOR_RGB2GRAY))
+
+
 def test_gray_and_preprocessing_follow_the_model_spec(good):
     from fer.data import preprocessing
 
@@ -413,7 +430,7 @@ def test_a_file_that_kills_its_worker_is_skipped_and_the_scan_goes_on(tmp_path):
     assert summary.skipped == [(str(root / "crash.jpg"), scan.CRASHED)]
 
 
-def test_a_new_detector_version_redoes_the_index(monkeypatch):
+def test_a_new_detector_version_or_crop_redoes_the_index(monkeypatch):
     from fer import spec
 
     model_dir = spec.SHIPPED_MODEL_DIR
@@ -422,4 +439,7 @@ def test_a_new_detector_version_redoes_the_index(monkeypatch):
     assert before != scan.model_fingerprint(model_dir, "haar")
     monkeypatch.setitem(detect.DETECTOR_VERSIONS, "blazeface",
                         detect.DETECTOR_VERSIONS["blazeface"] + 1)
-    assert scan.model_fingerprint(model_dir, "blazeface") != before
+    bumped = scan.model_fingerprint(model_dir, "blazeface")
+    assert bumped != before
+    monkeypatch.setattr(detect, "CROP_LIFT", detect.CROP_LIFT + 0.01)
+    assert scan.model_fingerprint(model_dir, "blazeface") != bumped

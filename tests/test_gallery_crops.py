@@ -50,10 +50,12 @@ def test_measure_compares_gallery_and_direct_on_the_same_faces():
             Counting.calls += 1
             return super().detect(image)
 
-    record = gallery_crops.measure(faces, labels, fake, Counting(), margins=(1.0, 1.25))
+    record = gallery_crops.measure(faces, labels, fake, Counting(),
+                                   crops=((1.0, 0.0), (1.25, 0.0),
+                                          (detect.CROP_MARGIN, detect.CROP_LIFT)))
     assert Counting.calls == 3  # Once per photo: the margins crop the same boxes.
     assert record["exact_crop"]["accuracy"] is not None
-    assert record["faces"] == 3 and [r["margin"] for r in record["margins"]] == [1.0, 1.25]
+    assert record["faces"] == 3 and [r["margin"] for r in record["margins"]][:2] == [1.0, 1.25]
     row = record["margins"][1]
     assert row["detected"] == 3  # A clear frontal face on plain noise is found.
     # The crop frames about the pasted face: margin x box side / 160 px.
@@ -63,4 +65,41 @@ def test_measure_compares_gallery_and_direct_on_the_same_faces():
     assert row["gap_points"] == 100 * (row["direct_same_faces"]["accuracy"]
                                        - row["gallery"]["accuracy"])
     text = gallery_crops.markdown([record])
-    assert "| 1.25 (shipped) | 3 (100.0%) |" in text and "exact square" in text
+    shipped = f"| {detect.CROP_MARGIN:g}, lift {detect.CROP_LIFT:g} (shipped) | 3 (100.0%) |"
+    assert shipped in text and "| 1.25 | 3 (100.0%) |" in text and "exact square" in text
+
+
+class _BoxBelow:
+    """A stand-in detector: a box 0.8 x the pasted face's side, its centre 0.1 x its
+    own side below the face's centre (BlazeFace's brow-to-chin box, idealised)."""
+
+    def __init__(self):
+        self.region = None
+
+    def detect(self, image):
+        x0, y0, x1, y1 = self.region
+        side = 0.8 * (x1 - x0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + 0.1 * side
+        return [detect.Detection(cx - side / 2, cy - side / 2, cx + side / 2,
+                                 cy + side / 2, 0.9)]
+
+
+def test_fit_geometry_recovers_the_crop_that_frames_the_face(monkeypatch):
+    detector = _BoxBelow()
+    compose = gallery_crops.compose
+
+    def remembering(face, rng, **kwargs):
+        photo, region = compose(face, rng, **kwargs)
+        detector.region = region
+        return photo, region
+
+    monkeypatch.setattr(gallery_crops, "compose", remembering)
+    geometry = gallery_crops.fit_geometry(np.stack([_face48()] * 4), detector, n=3)
+    assert geometry["faces"] == 6 and geometry["detected"] == 6  # 3 faces x 2 contexts.
+    assert (geometry["margin"], geometry["lift"]) == (1.25, 0.1)
+    # The fitted crop, cut around the stand-in's box, is the pasted face's own square.
+    photo, region = remembering(_face48(), np.random.default_rng(0))
+    (cx, cy, side), = detect.square_crop_boxes(detector.detect(photo), geometry["margin"],
+                                               geometry["lift"])
+    x0, y0, x1, y1 = region
+    assert np.allclose((cx, cy, side), ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0))

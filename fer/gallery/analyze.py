@@ -197,12 +197,14 @@ class PhotoAnalyzer:
     """Detector + classifier; `analyze(path)` -> PhotoResult (raises PhotoError)."""
 
     def __init__(self, detector: detect_lib.FaceDetector, classifier: Classifier, *,
-                 margin: float = 1.25, thumbnail_side: int | None = None,
+                 margin: float = detect_lib.CROP_MARGIN,
+                 lift: float = detect_lib.CROP_LIFT, thumbnail_side: int | None = None,
                  abstain: Mapping[str, float | None] | None = None):
         """`abstain`: per-label thresholds on the top probability (load_abstention)."""
         self.detector = detector
         self.classifier = classifier
         self.margin = margin
+        self.lift = lift
         self.thumbnail_side = thumbnail_side
         spec = classifier.spec
         self._size = tuple(spec.input_shape[:2])
@@ -225,7 +227,7 @@ class PhotoAnalyzer:
         t = time.perf_counter()
         detections = self.detector.detect(photo.image)
         timings["detect"], t = _lap(t)
-        crops = detect_lib.square_crop_boxes(detections, self.margin)
+        crops = detect_lib.square_crop_boxes(detections, self.margin, self.lift)
         faces_rgb = crop_faces(photo.image, crops, self._size)
         timings["crop_resize"], t = _lap(t)
         faces_in = to_model_input(faces_rgb, self._channels, self._preprocessing)

@@ -41,6 +41,11 @@ TILE_ABOVE = 800          # Images with a longer side than this are also tiled.
 TILE_FRACTION = 0.45      # Tile side / image's long side.
 TILE_OVERLAP = 0.25       # Overlap of neighbouring tiles / tile side.
 TILE_MAX_FACE = 0.5       # Wider tile boxes / tile side are left to the whole frame.
+# The gallery's crop around a BlazeFace box: side = margin x the box's longer side,
+# centre lift x that side above the box's centre. Where FER+'s crops sit around the
+# box on training faces (benchmarks/gallery_crops.py's fit_geometry, medians).
+CROP_MARGIN = 1.14
+CROP_LIFT = 0.05
 DEFAULT_TILE_MIN_SCORE = 0.6  # Tiles add false faces at 0.5 (benchmarks.detect_recall).
 DETECTORS = ("blazeface", "haar")
 # Bumped when a detector finds other faces in the same photo (2: BlazeFace also
@@ -318,12 +323,16 @@ def _check_rgb(image: np.ndarray) -> None:
                          f"{image.shape}")
 
 
-def square_crop_boxes(detections: Sequence[Detection], margin: float = 1.25
-                      ) -> list[tuple[float, float, float]]:
-    """Square crops (centre x, centre y, side) around each face, widened by `margin`.
+def square_crop_boxes(detections: Sequence[Detection], margin: float = CROP_MARGIN,
+                      lift: float = CROP_LIFT) -> list[tuple[float, float, float]]:
+    """Square crops (centre x, centre y, side) around each face, framed like FER crops.
 
     BlazeFace boxes run from brow to chin; FER training crops show the whole head
-    with a little border, so the crop is the box's longer side times `margin`.
+    with a little border, so the crop is the box's longer side times `margin`, its
+    centre `lift` x that side above the box's centre.
     """
-    return [((d.x0 + d.x1) / 2, (d.y0 + d.y1) / 2, max(d.width, d.height) * margin)
-            for d in detections]
+    crops = []
+    for d in detections:
+        side = max(d.width, d.height)
+        crops.append(((d.x0 + d.x1) / 2, (d.y0 + d.y1) / 2 - lift * side, side * margin))
+    return crops

@@ -100,9 +100,10 @@ def make_analyzer(model_dir: str | None, detector: str = "blazeface",
 
 
 def model_fingerprint(model_dir: str, detector: str) -> str:
-    """Identifies model + detector, so a new model or detector redoes the whole index."""
+    """Identifies model, detector and crop, so a new one of them redoes the whole index."""
     version = detect_lib.DETECTOR_VERSIONS.get(detector, 0)
-    digest = hashlib.sha256(f"{detector}:{version}".encode())
+    crop = f"{detect_lib.CROP_MARGIN}:{detect_lib.CROP_LIFT}"
+    digest = hashlib.sha256(f"{detector}:{version}:{crop}".encode())
     for name in sorted(os.listdir(model_dir)):
         if name.endswith((".tflite", ".json")):
             with open(os.path.join(model_dir, name), "rb") as f:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from fer.gallery import detect
 from tools import readme_tables as readme
 
 
@@ -27,6 +28,12 @@ def _results(tmp_path):
     (results / "pipeline" / "pipeline.json").write_text(json.dumps({"groups": {
         "640x480": {"per_step": {"steps": {"total": {"mean_ms": 7.5}}}},
         "4000x3000": {"per_step": {"steps": {"total": {"mean_ms": 61.0}}}}}}))
+    (results / "gallery_crops").mkdir()
+    shipped, wider = {"margin": detect.CROP_MARGIN, "lift": detect.CROP_LIFT}, {"margin": 1.5}
+    (results / "gallery_crops" / "gallery_crops.json").write_text(json.dumps({"settings": [
+        {"context": 0.0, "margins": [{**wider, "gap_points": 4.2, "detected": 20},
+                                     {**shipped, "gap_points": 0.5, "detected": 20}]},
+        {"context": 0.25, "margins": [{**shipped, "gap_points": 1.5, "detected": 18}]}]}))
     return results
 
 
@@ -45,6 +52,8 @@ def test_goals_compare_measurements_with_targets(tmp_path):
     # The 20M-parameter design is over budget: the goal is judged on the small one.
     assert "70.0% (small_seed1) | **missed**" in text  # Named by run: runs share designs.
     assert "| 7.5 ms | met |" in text and "| 61.0 ms | **missed** |" in text
+    # The gallery is judged at the crop it ships, in every setting: one misses.
+    assert "| +0.50 tight (20 faces), +1.50 with a border (18 faces) | **missed** |" in text
 
 
 def test_fer2013_goal_counts_a_second_opinion_at_its_cross_fitted_accuracy(tmp_path):

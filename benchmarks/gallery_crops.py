@@ -198,7 +198,8 @@ def markdown(records: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _crop_name(row: Mapping[str, Any], geometry: Mapping[str, Any] | None) -> str:
-    """'1.25 (shipped)', '1.13, lift 0.05 (fitted)': a crop's margin and lift."""
+    """A crop's margin and lift, tagged: '1.25', '1.14, lift 0.05 (shipped, fitted on
+    training faces)'."""
     from fer.gallery import detect
 
     crop = (row["margin"], row.get("lift", 0.0))

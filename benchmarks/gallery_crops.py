@@ -82,7 +82,7 @@ def fit_geometry(faces: np.ndarray, detector, *, n: int = FIT_FACES, seed: int =
             photo, (x0, y0, x1, y1) = compose(faces[i], rng, context=context)
             for d in detector.detect(photo):
                 cx, cy = (d.x0 + d.x1) / 2, (d.y0 + d.y1) / 2
-                if x0 <= cx < x1 and y0 <= cy < y1:
+                if _inside((x0, y0, x1, y1), cx, cy):
                     side = max(d.width, d.height)
                     margin.append((x1 - x0) / side)
                     lift.append((cy - (y0 + y1) / 2) / side)
@@ -96,6 +96,24 @@ def fit_geometry(faces: np.ndarray, detector, *, n: int = FIT_FACES, seed: int =
             "margin_quartiles": quartiles(margin), "lift_quartiles": quartiles(lift)}
 
 
+def _inside(region: tuple[int, int, int, int], x: float, y: float) -> bool:
+    x0, y0, x1, y1 = region
+    return x0 <= x < x1 and y0 <= y < y1
+
+
+def crop_of(row: Mapping[str, Any]) -> tuple[float, float]:
+    """(margin, lift) of a result row (rows written before the lift existed have none)."""
+    return row["margin"], row.get("lift", 0.0)
+
+
+def shipped_row(setting: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The setting's row at the gallery's crop, or None if it was not measured."""
+    from fer.gallery import detect
+
+    shipped = (detect.CROP_MARGIN, detect.CROP_LIFT)
+    return next((r for r in setting["margins"] if crop_of(r) == shipped), None)
+
+
 def _match(faces, region, width: int, height: int):
     """The detected face whose box centre lies in the pasted face (largest overlap)."""
     x0, y0, x1, y1 = region
@@ -104,7 +122,7 @@ def _match(faces, region, width: int, height: int):
         fx, fy, fw, fh = face.box
         bx0, by0, bx1, by1 = fx * width, fy * height, (fx + fw) * width, (fy + fh) * height
         cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
-        if not (x0 <= cx < x1 and y0 <= cy < y1):
+        if not _inside(region, cx, cy):
             continue
         area = max(0, min(x1, bx1) - max(x0, bx0)) * max(0, min(y1, by1) - max(y0, by0))
         if area > best_area:
@@ -202,7 +220,7 @@ def _crop_name(row: Mapping[str, Any], geometry: Mapping[str, Any] | None) -> st
     training faces)'."""
     from fer.gallery import detect
 
-    crop = (row["margin"], row.get("lift", 0.0))
+    crop = crop_of(row)
     tags = [tag for tag, other in (
         ("shipped", (detect.CROP_MARGIN, detect.CROP_LIFT)),
         ("fitted on training faces", None if geometry is None

@@ -23,7 +23,6 @@ from typing import Any, Mapping, Sequence
 from benchmarks import gallery_crops, pipeline
 from fer import spec
 from fer.export import ship
-from fer.gallery import detect
 
 RESULTS_BEGIN = "<!-- results:begin (python -m tools.readme_tables writes this section) -->"
 RESULTS_END = "<!-- results:end -->"
@@ -299,15 +298,14 @@ def fer2013_candidates(root: str) -> list[tuple[float, str]]:
 def gallery_goal(record: Mapping[str, Any]) -> list[str]:
     """The gallery path against the direct path at the shipped crop, in every setting of
     benchmarks.gallery_crops (none when the results predate the shipped crop)."""
-    shipped = (detect.CROP_MARGIN, detect.CROP_LIFT)
     gaps = []
     for setting in record["settings"]:
-        rows = [r for r in setting["margins"] if (r["margin"], r.get("lift", 0.0)) == shipped]
-        if not rows:
+        row = gallery_crops.shipped_row(setting)
+        if row is None:
             return []
         where = "with a border" if setting["context"] else "tight"
-        gaps.append((rows[0]["gap_points"], f"{rows[0]['gap_points']:+.2f} {where} "
-                                            f"({rows[0]['detected']:,} faces)"))
+        gaps.append((row["gap_points"], f"{row['gap_points']:+.2f} {where} "
+                                        f"({row['detected']:,} faces)"))
     return [_goal_row(f"gallery path within {gallery_crops.GOAL_POINTS:g} point of the "
                       "direct path (pasted FER+ faces)", ", ".join(t for _, t in gaps),
                       all(g <= gallery_crops.GOAL_POINTS for g, _ in gaps))]
